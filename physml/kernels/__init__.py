@@ -1,0 +1,40 @@
+"""physml.kernels: the shared numerics of physml, which know no physics.
+
+- integrators: `rollout` (fixed-step explicit Runge–Kutta as one `lax.scan`) and `ode_solve`
+  (a thin diffrax adapter for adaptive or stiff problems);
+- exact autoregressive sampling: `AbstractAutoregressiveModel`, `sample`, `log_prob`;
+- Monte Carlo statistics: `Stats`, `estimate`;
+- the variational training loop: `AbstractObjective`, `AbstractPreconditioner`, `fit`,
+  `train_init` / `train_step`, `EarlyStopping`;
+- sharding over local devices: `shard_batch`;
+- atomic checkpoints: `save_tree`, `load_tree`.
+"""
+
+from ._callbacks import EarlyStopping as EarlyStopping
+from ._checkpoint import load_tree as load_tree, save_tree as save_tree
+from ._diffrax import ode_solve as ode_solve
+from ._integrate import (
+    RK4 as RK4,
+    Euler as Euler,
+    ExplicitRK as ExplicitRK,
+    Heun as Heun,
+    Midpoint as Midpoint,
+    rollout as rollout,
+)
+from ._sampler import (
+    AbstractAutoregressiveModel as AbstractAutoregressiveModel,
+    log_prob as log_prob,
+    sample as sample,
+    supports_cache as supports_cache,
+)
+from ._sharding import batch_sharding as batch_sharding, shard_batch as shard_batch
+from ._stats import Stats as Stats, estimate as estimate, tree_all_finite as tree_all_finite
+from ._train import (
+    AbstractObjective as AbstractObjective,
+    AbstractPreconditioner as AbstractPreconditioner,
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+    fit as fit,
+    train_init as train_init,
+    train_step as train_step,
+)

@@ -1,0 +1,48 @@
+"""Atomic checkpoints of PyTrees (equinox's leaf serialisation, written to a temporary file in
+the same folder, flushed to disk, then renamed over the target, so a crash mid-write never
+leaves a truncated checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+
+from ._validate import check_finite_tree
+
+
+def save_tree(path: str | os.PathLike, tree: Any, *, check_finite: bool = True) -> Path:
+    """Write `tree` to `path` atomically. Refuses to write non-finite values."""
+    path = Path(path)
+    if check_finite:
+        check_finite_tree(tree, "checkpoint")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            eqx.tree_serialise_leaves(f, tree)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_tree(path: str | os.PathLike, like: Any) -> Any:
+    """Read a tree written by `save_tree`, using `like` for its structure, shapes and dtypes."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
+    try:
+        return eqx.tree_deserialise_leaves(path, like)
+    except Exception as e:
+        raise ValueError(
+            f"The checkpoint {str(path)!r} does not match the structure it is loaded into "
+            f"(a different model, optimizer or preconditioner?): {e}"
+        ) from e

@@ -1,0 +1,299 @@
+"""The one variational training loop, shared by variational Monte Carlo and system
+identification.
+
+An objective supplies `value_and_grad(model, key) -> (stats, grads, aux)`. One training step is
+one jitted pure function of an explicit `TrainState`: split the key, evaluate the objective,
+apply an optional preconditioner (stochastic reconfiguration for VMC), apply an optax update,
+and keep the previous state if anything came out non-finite. `fit` is the thin host-side driver
+around it: progress bar, JSON-lines log, callbacks, atomic checkpoints and exact resumption.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.tree_util as jtu
+import optax
+from jaxtyping import Array, Bool, Int, PyTree
+from tqdm.auto import tqdm
+
+from ._checkpoint import load_tree, save_tree
+from ._stats import Stats, tree_all_finite
+from ._validate import check_key, check_positive_int
+
+#: Why a step was rejected (the value of `TrainStepInfo.failure`).
+FAILURES = {0: None, 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite update"}
+
+
+class AbstractObjective(eqx.Module):
+    """What the loop minimises. `stats.mean` (real) is the loss."""
+
+    @abc.abstractmethod
+    def value_and_grad(self, model: PyTree, key: Any) -> tuple[Stats, PyTree, dict]:
+        """Return `(stats, grads, aux)` at `model`.
+
+        `grads` is shaped like `eqx.filter(model, eqx.is_inexact_array)`; `aux` is a dict, whose
+        optional entry "metrics" (a dict of scalars) is logged every step.
+        """
+
+
+class AbstractPreconditioner(eqx.Module):
+    """Transforms the gradient before the optimizer (e.g. stochastic reconfiguration)."""
+
+    @abc.abstractmethod
+    def init(self, params: PyTree) -> PyTree:
+        """Initial preconditioner state for trainable `params`."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, grads: PyTree, state: PyTree, model: PyTree, aux: dict
+    ) -> tuple[PyTree, PyTree]:
+        """Return the preconditioned gradient and the new state."""
+
+
+class TrainState(eqx.Module):
+    """Everything a run needs to continue exactly: trainable parameters, optimizer and
+    preconditioner states, the raw PRNG key data, and the number of completed steps."""
+
+    params: PyTree
+    opt_state: PyTree
+    precond_state: PyTree
+    key_data: Array
+    step: Int[Array, ""]
+
+
+class TrainStepInfo(eqx.Module):
+    stats: Stats
+    metrics: dict
+    ok: Bool[Array, ""]
+    failure: Int[Array, ""]
+
+
+def _trainable_spec(model: PyTree, trainable: PyTree | None) -> PyTree:
+    if trainable is None:
+        return jtu.tree_map(eqx.is_inexact_array, model)
+    return trainable
+
+
+def train_init(
+    model: PyTree,
+    optimizer: optax.GradientTransformation,
+    *,
+    key: Any,
+    preconditioner: AbstractPreconditioner | None = None,
+    trainable: PyTree | None = None,
+) -> tuple[TrainState, PyTree]:
+    """Split `model` into trainable parameters and the rest; return `(state, static)`."""
+    key = check_key(key)
+    params, static = eqx.partition(model, _trainable_spec(model, trainable))
+    if not jtu.tree_leaves(params):
+        raise ValueError("`model` has no trainable arrays (check `trainable`).")
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    state = TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        precond_state=None if preconditioner is None else preconditioner.init(params),
+        key_data=jax.random.key_data(key) if typed else key,
+        step=jnp.zeros((), jnp.int32),
+    )
+    return state, static
+
+
+@eqx.filter_jit
+def train_step(
+    state: TrainState,
+    static: PyTree,
+    objective: AbstractObjective,
+    optimizer: optax.GradientTransformation,
+    preconditioner: AbstractPreconditioner | None = None,
+) -> tuple[TrainState, TrainStepInfo]:
+    """One update. If the loss, gradient or new parameters are non-finite, the returned state
+    is the input state (the last good one) and `info.ok` is False with `info.failure` saying
+    which."""
+    model = eqx.combine(state.params, static)
+    key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))
+    stats, grads, aux = objective.value_and_grad(model, sub)
+    grads = eqx.filter(grads, jtu.tree_map(lambda p: p is not None, state.params,
+                                           is_leaf=lambda x: x is None))
+    grads = jtu.tree_map(lambda p, g: g, state.params, grads)  # same structure as params
+    loss_ok = jnp.isfinite(jnp.real(stats.mean)) & jnp.isfinite(stats.error_of_mean)
+    grad_ok = tree_all_finite(grads)
+    precond_state = state.precond_state
+    if preconditioner is not None:
+        grads, precond_state = preconditioner(grads, precond_state, model, aux)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = eqx.apply_updates(state.params, updates)
+    update_ok = tree_all_finite(grads) & tree_all_finite(params) & tree_all_finite(opt_state)
+    ok = loss_ok & grad_ok & update_ok
+    failure = jnp.where(loss_ok, jnp.where(grad_ok, jnp.where(update_ok, 0, 3), 2), 1)
+    new = TrainState(params, opt_state, precond_state, jax.random.key_data(key), state.step + 1)
+    new_arrays, new_static = eqx.partition(new, eqx.is_array)
+    old_arrays, _ = eqx.partition(state, eqx.is_array)
+    kept = jtu.tree_map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays)
+    metrics = aux.get("metrics", {}) if isinstance(aux, dict) else {}
+    info = TrainStepInfo(stats=stats, metrics=metrics, ok=ok, failure=failure.astype(jnp.int32))
+    return eqx.combine(kept, new_static), info
+
+
+@dataclass
+class TrainResult:
+    """What `fit` returns.
+
+    Attributes:
+        model: the model with the last good (or, with `EarlyStopping(restore_best=True)`, the
+            best) parameters.
+        history: one dict per completed step (the same records as the JSON-lines log).
+        n_steps: number of completed (accepted) updates, counting resumed ones.
+        stop_reason: None if all steps ran; otherwise why the run stopped early.
+        final_stats: the objective's `Stats` at the last evaluated step.
+        state: the final `TrainState` (for continuing with `train_step`).
+        wall_time_s: wall-clock time of this call [s].
+    """
+
+    model: PyTree
+    history: list[dict] = field(default_factory=list)
+    n_steps: int = 0
+    stop_reason: str | None = None
+    final_stats: Stats | None = None
+    state: TrainState | None = None
+    wall_time_s: float = 0.0
+
+
+def _record(step: int, info: TrainStepInfo) -> dict:
+    rec: dict[str, Any] = {"step": step}
+    d = info.stats.to_dict()
+    rec["loss"] = d["mean"]
+    if "mean_imag" in d:
+        rec["loss_imag"] = d["mean_imag"]
+    rec["loss_error"] = d["error_of_mean"]
+    rec["loss_variance"] = d["variance"]
+    for name, value in info.metrics.items():
+        rec[name] = float(jnp.real(value))
+    return rec
+
+
+def fit(
+    objective: AbstractObjective,
+    model: PyTree,
+    *,
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    key: Any,
+    preconditioner: AbstractPreconditioner | None = None,
+    trainable: PyTree | None = None,
+    callbacks: tuple = (),
+    log_path: str | os.PathLike | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    desc: str | None = None,
+) -> TrainResult:
+    """Minimise `objective` over the trainable arrays of `model` for up to `steps` steps.
+
+    Args:
+        objective: an `AbstractObjective`.
+        model: the initial model (any PyTree, typically an equinox Module).
+        optimizer: an optax transformation.
+        steps: total number of steps of the run, counting those done before a resume.
+        key: PRNG key; step k uses the k-th split of it, so a run is reproducible.
+        preconditioner: optional `AbstractPreconditioner`.
+        trainable: filter spec (a PyTree of bools shaped like `model`, as for `eqx.partition`)
+            choosing the trained arrays; default: all inexact arrays.
+        callbacks: host-side callables `cb(step, record, model) -> bool | None` (see
+            `EarlyStopping`); True stops the run.
+        log_path: JSON-lines log, one line per completed step (appended to on resume).
+        checkpoint_path: where to write the `TrainState` atomically: every `checkpoint_every`
+            steps (if given) and at the end. Non-finite states are never written.
+        resume: continue from `checkpoint_path` if it exists (bit-identical to an uninterrupted
+            run with the same arguments).
+        progress: show a progress bar with the running loss and its error.
+        desc: progress-bar label.
+
+    Returns:
+        A `TrainResult`. A non-finite loss, gradient or update stops the run at that step; the
+        result then holds the parameters from before the step and `stop_reason` says which.
+    """
+    if not isinstance(objective, AbstractObjective):
+        raise TypeError(
+            f"`objective` must be an `AbstractObjective`, got {type(objective).__name__}."
+        )
+    if preconditioner is not None and not isinstance(preconditioner, AbstractPreconditioner):
+        raise TypeError(
+            "`preconditioner` must be an `AbstractPreconditioner` or None, got "
+            f"{type(preconditioner).__name__}."
+        )
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"`optimizer` must be an optax GradientTransformation, got {type(optimizer).__name__}."
+        )
+    steps = check_positive_int(steps, "steps")
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if resume and checkpoint_path is None:
+        raise ValueError("`resume=True` needs a `checkpoint_path` to resume from.")
+
+    start = time.perf_counter()
+    state, static = train_init(
+        model, optimizer, key=key, preconditioner=preconditioner, trainable=trainable
+    )
+    if resume and Path(checkpoint_path).is_file():
+        state = load_tree(checkpoint_path, state)
+    first = int(state.step)
+    result = TrainResult(model=eqx.combine(state.params, static), n_steps=first, state=state)
+    log_file = None
+    if log_path is not None:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_path, "a" if resume else "w")  # noqa: SIM115
+    bar = tqdm(total=steps, initial=first, desc=desc, disable=not progress, leave=False)
+    try:
+        for k in range(first, steps):
+            new_state, info = train_step(state, static, objective, optimizer, preconditioner)
+            result.final_stats = info.stats
+            if not bool(info.ok):
+                reason = FAILURES[int(info.failure)]
+                result.stop_reason = (
+                    f"{reason} at step {k}; returning the parameters from before that step"
+                )
+                break
+            state = new_state
+            rec = _record(k, info)
+            current = eqx.combine(state.params, static)
+            stop = False
+            for cb in callbacks:
+                stop = bool(cb(k, rec, current)) or stop
+            result.history.append(rec)
+            if log_file is not None:
+                log_file.write(json.dumps(rec) + "\n")
+                log_file.flush()
+            bar.update(1)
+            bar.set_postfix_str(f"{rec['loss']:.6g} ± {rec['loss_error']:.2g}")
+            if checkpoint_path is not None and checkpoint_every and (k + 1) % checkpoint_every == 0:
+                save_tree(checkpoint_path, state)
+            if stop:
+                result.stop_reason = f"stopped by a callback after step {k}"
+                break
+    finally:
+        bar.close()
+        if log_file is not None:
+            log_file.close()
+    if checkpoint_path is not None:
+        save_tree(checkpoint_path, state)
+    model_out = eqx.combine(state.params, static)
+    for cb in callbacks:
+        if hasattr(cb, "final_model"):
+            model_out = cb.final_model(model_out)
+    result.model = model_out
+    result.state = state
+    result.n_steps = int(state.step)
+    result.wall_time_s = time.perf_counter() - start
+    return result
