@@ -1,8 +1,8 @@
 """The `physml` command line: thin, no numerics of its own.
 
-    physml info            versions, JAX backend and devices, float64 status
-    physml ground-state    VMC ground state of a spin chain (physml.quantum)
-    physml demo            a small ground-state estimate and a vehicle identification run
+physml info            versions, JAX backend and devices, float64 status
+physml ground-state    VMC ground state of a spin chain (physml.quantum)
+physml demo            a small ground-state estimate and a vehicle identification run
 """
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ import json
 import sys
 import time
 
-_PACKAGES = ("physml", "jax", "jaxlib", "equinox", "diffrax", "optimistix", "optax", "netket",
-             "numpyro")
+_PACKAGES = (
+    "physml",
+    "jax",
+    "jaxlib",
+    "equinox",
+    "diffrax",
+    "optimistix",
+    "optax",
+    "netket",
+    "numpyro",
+)
 
 
 def info() -> dict:
@@ -51,7 +60,7 @@ def _optional(module: str):
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name == module:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
             return None
         raise
 

@@ -22,8 +22,9 @@ def test_info_command_runs_as_installed_script(capsys):
 
 
 def test_module_entry_point():
-    out = subprocess.run([sys.executable, "-m", "physml", "info"], capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "physml", "info"], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     assert "jax" in out.stdout
 

@@ -16,5 +16,16 @@ Configurations: TypeAlias = Int[Array, "batch sites"]
 Key: TypeAlias = PRNGKeyArray
 Args: TypeAlias = Any
 
-__all__ = ["Args", "Array", "ArrayLike", "Configuration", "Configurations", "Float", "Int", "Key",
-           "PyTree", "StepSize", "Y"]
+__all__ = [
+    "Args",
+    "Array",
+    "ArrayLike",
+    "Configuration",
+    "Configurations",
+    "Float",
+    "Int",
+    "Key",
+    "PyTree",
+    "StepSize",
+    "Y",
+]

@@ -122,8 +122,9 @@ def train_step(
     model = eqx.combine(state.params, static)
     key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))
     stats, grads, aux = objective.value_and_grad(model, sub)
-    grads = eqx.filter(grads, jtu.tree_map(lambda p: p is not None, state.params,
-                                           is_leaf=lambda x: x is None))
+    grads = eqx.filter(
+        grads, jtu.tree_map(lambda p: p is not None, state.params, is_leaf=lambda x: x is None)
+    )
     grads = jtu.tree_map(lambda p, g: g, state.params, grads)  # same structure as params
     loss_ok = jnp.isfinite(jnp.real(stats.mean)) & jnp.isfinite(stats.error_of_mean)
     grad_ok = tree_all_finite(grads)
@@ -253,7 +254,7 @@ def fit(
     log_file = None
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(log_path, "a" if resume else "w")  # noqa: SIM115
+        log_file = open(log_path, "a" if resume else "w")
     bar = tqdm(total=steps, initial=first, desc=desc, disable=not progress, leave=False)
     try:
         for k in range(first, steps):

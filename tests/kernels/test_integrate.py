@@ -24,8 +24,9 @@ def exact_oscillator(t, omega, zeta, x0, v0):
     return np.exp(-zeta * omega * t) * (a * np.cos(wd * t) + b * np.sin(wd * t))
 
 
-@pytest.mark.parametrize(("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2),
-                                               ("rk4", 4)])
+@pytest.mark.parametrize(
+    ("method", "order"), [("euler", 1), ("heun", 2), ("midpoint", 2), ("rk4", 4)]
+)
 def test_convergence_order(method, order):
     """The slope of log(error) vs log(dt) at the final time is the method's order (±0.3)."""
     omega, zeta, t_end = 2.0, 0.1, 2.0
@@ -118,10 +119,12 @@ def test_solver_objects_accepted():
 def test_diffrax_adapter_agrees_with_rk4_on_piecewise_constant_controls():
     u = jnp.array([0.0, 1.0, -1.0, 0.5])
     ts = jnp.linspace(0.0, 2.0, 5)
-    ref = rollout(damped_oscillator, jnp.array([1.0, 0.0]), jnp.repeat(u, 200), 0.5 / 200,
-                  (2.0, 0.1))[::200]
-    ys = ode_solve(damped_oscillator, jnp.array([1.0, 0.0]), ts, (2.0, 0.1), controls=u,
-                   rtol=1e-10, atol=1e-12)
+    ref = rollout(
+        damped_oscillator, jnp.array([1.0, 0.0]), jnp.repeat(u, 200), 0.5 / 200, (2.0, 0.1)
+    )[::200]
+    ys = ode_solve(
+        damped_oscillator, jnp.array([1.0, 0.0]), ts, (2.0, 0.1), controls=u, rtol=1e-10, atol=1e-12
+    )
     np.testing.assert_allclose(ys, ref, rtol=1e-8, atol=1e-9)
 
 
@@ -143,7 +146,9 @@ def test_bad_input_is_reported(kwargs, match):
     controls = args["controls"]
     f = damped_oscillator
     if isinstance(controls, dict):
+
         def f(t, y, u, a):
             return damped_oscillator(t, y, u["a"], a)
+
     with pytest.raises(ValueError, match=match):
         rollout(f, args["y0"], controls, args["dt"], (1.0, 0.1), method=args["method"])

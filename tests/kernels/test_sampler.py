@@ -24,7 +24,7 @@ def _index(configs, local_size):
 @pytest.mark.parametrize("cached", [False, True])
 def test_frequencies_pass_chi_square(cached):
     model = TableAR(4, 3, key=jax.random.key(0), scale=1.0)
-    configs, logp = exact_log_probs(model)
+    _configs, logp = exact_log_probs(model)
     p = np.exp(logp)
     np.testing.assert_allclose(p.sum(), 1.0, rtol=1e-12)
     n = 40_000
@@ -126,12 +126,19 @@ SHARDED = textwrap.dedent(
 
 
 def test_sharded_sampling_on_four_cpu_devices_matches_one_device(tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
     here = Path(__file__).parent
     env["PYTHONPATH"] = os.pathsep.join([str(here), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", SHARDED], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", SHARDED],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK" in out.stdout
     # And the 4-device samples equal those drawn here, on one device, with the same key.

@@ -60,8 +60,14 @@ def _optimizer():
 
 
 def test_minimises_quadratic_to_known_optimum():
-    res = fit(_problem(), _model(), optimizer=_optimizer(), steps=600,
-              key=jax.random.key(0), progress=False)
+    res = fit(
+        _problem(),
+        _model(),
+        optimizer=_optimizer(),
+        steps=600,
+        key=jax.random.key(0),
+        progress=False,
+    )
     np.testing.assert_allclose(res.model["x"], [1.0, -2.0, 0.5], atol=1e-3)
     assert res.stop_reason is None and res.n_steps == 600
     assert res.history[-1]["dist"] < 1e-3 and len(res.history) == 600
@@ -69,10 +75,17 @@ def test_minimises_quadratic_to_known_optimum():
 
 def test_nan_at_step_k_stops_with_step_k_minus_1_parameters():
     k = 7
-    ref = fit(_problem(), _model(), optimizer=_optimizer(), steps=k, key=jax.random.key(0),
-              progress=False)
-    res = fit(_problem(nan_at_step=k), _model(), optimizer=_optimizer(), steps=50,
-              key=jax.random.key(0), progress=False)
+    ref = fit(
+        _problem(), _model(), optimizer=_optimizer(), steps=k, key=jax.random.key(0), progress=False
+    )
+    res = fit(
+        _problem(nan_at_step=k),
+        _model(),
+        optimizer=_optimizer(),
+        steps=50,
+        key=jax.random.key(0),
+        progress=False,
+    )
     assert res.stop_reason is not None and f"step {k}" in res.stop_reason
     assert "non-finite loss" in res.stop_reason
     assert res.n_steps == k and len(res.history) == k
@@ -82,8 +95,16 @@ def test_nan_at_step_k_stops_with_step_k_minus_1_parameters():
 
 def test_nan_never_reaches_a_checkpoint(tmp_path):
     ckpt = tmp_path / "run.ckpt"
-    res = fit(_problem(nan_at_step=5), _model(), optimizer=_optimizer(), steps=20,
-              key=jax.random.key(0), checkpoint_path=ckpt, checkpoint_every=1, progress=False)
+    res = fit(
+        _problem(nan_at_step=5),
+        _model(),
+        optimizer=_optimizer(),
+        steps=20,
+        key=jax.random.key(0),
+        checkpoint_path=ckpt,
+        checkpoint_every=1,
+        progress=False,
+    )
     assert res.n_steps == 5
     state = load_tree(ckpt, res.state)
     assert np.all(np.isfinite(state.params["x"])) and int(state.step) == 5
@@ -91,16 +112,38 @@ def test_nan_never_reaches_a_checkpoint(tmp_path):
 
 def test_checkpoint_resume_is_bit_identical(tmp_path):
     n = 25
-    full = fit(_problem(noise=0.3), _model(), optimizer=_optimizer(), steps=2 * n,
-               key=jax.random.key(1), progress=False)
+    full = fit(
+        _problem(noise=0.3),
+        _model(),
+        optimizer=_optimizer(),
+        steps=2 * n,
+        key=jax.random.key(1),
+        progress=False,
+    )
     ckpt = tmp_path / "ckpt" / "state.eqx"
     log = tmp_path / "log.jsonl"
-    first = fit(_problem(noise=0.3), _model(), optimizer=_optimizer(), steps=n,
-                key=jax.random.key(1), checkpoint_path=ckpt, log_path=log, progress=False)
+    first = fit(
+        _problem(noise=0.3),
+        _model(),
+        optimizer=_optimizer(),
+        steps=n,
+        key=jax.random.key(1),
+        checkpoint_path=ckpt,
+        log_path=log,
+        progress=False,
+    )
     assert first.n_steps == n and ckpt.exists()
-    second = fit(_problem(noise=0.3), _model(), optimizer=_optimizer(), steps=2 * n,
-                 key=jax.random.key(1), checkpoint_path=ckpt, log_path=log, resume=True,
-                 progress=False)
+    second = fit(
+        _problem(noise=0.3),
+        _model(),
+        optimizer=_optimizer(),
+        steps=2 * n,
+        key=jax.random.key(1),
+        checkpoint_path=ckpt,
+        log_path=log,
+        resume=True,
+        progress=False,
+    )
     assert second.n_steps == 2 * n
     np.testing.assert_array_equal(second.model["x"], full.model["x"])
     assert second.model["x"].tobytes() == full.model["x"].tobytes()
@@ -112,8 +155,15 @@ def test_checkpoint_resume_is_bit_identical(tmp_path):
 
 def test_json_log_has_one_line_per_step(tmp_path):
     log = tmp_path / "log.jsonl"
-    fit(_problem(), _model(), optimizer=_optimizer(), steps=13, key=jax.random.key(0),
-        log_path=log, progress=False)
+    fit(
+        _problem(),
+        _model(),
+        optimizer=_optimizer(),
+        steps=13,
+        key=jax.random.key(0),
+        log_path=log,
+        progress=False,
+    )
     lines = log.read_text().splitlines()
     assert len(lines) == 13
     rec = json.loads(lines[-1])
@@ -128,8 +178,15 @@ def test_early_stopping_restores_best():
         return float(jnp.abs(model["x"][0] - 0.3))  # best when x[0] passes 0.3
 
     stopper = EarlyStopping(val_loss, patience=5, name="val_loss")
-    res = fit(_problem(), _model(), optimizer=_optimizer(), steps=500, key=jax.random.key(0),
-              callbacks=(stopper,), progress=False)
+    res = fit(
+        _problem(),
+        _model(),
+        optimizer=_optimizer(),
+        steps=500,
+        key=jax.random.key(0),
+        callbacks=(stopper,),
+        progress=False,
+    )
     assert res.stop_reason is not None and "callback" in res.stop_reason
     assert res.n_steps < 500
     assert abs(float(res.model["x"][0]) - 0.3) == pytest.approx(stopper.best)
@@ -147,10 +204,18 @@ def test_preconditioner_is_applied():
             return {"x": self.inverse_hessian @ grads["x"], "counter": grads["counter"]}, state + 1
 
     prob = _problem()
-    opt = optax.multi_transform({"x": optax.sgd(1.0), "counter": optax.sgd(-1.0)},
-                                {"x": "x", "counter": "counter"})
-    res = fit(prob, _model(), optimizer=opt, steps=1, key=jax.random.key(0),
-              preconditioner=Newton(jnp.linalg.inv(prob.hessian)), progress=False)
+    opt = optax.multi_transform(
+        {"x": optax.sgd(1.0), "counter": optax.sgd(-1.0)}, {"x": "x", "counter": "counter"}
+    )
+    res = fit(
+        prob,
+        _model(),
+        optimizer=opt,
+        steps=1,
+        key=jax.random.key(0),
+        preconditioner=Newton(jnp.linalg.inv(prob.hessian)),
+        progress=False,
+    )
     # One exact Newton step lands on the optimum.
     np.testing.assert_allclose(res.model["x"], prob.optimum, atol=1e-12)
     assert int(res.state.precond_state) == 1
@@ -159,8 +224,15 @@ def test_preconditioner_is_applied():
 def test_trainable_filter_freezes_parameters():
     model = {"x": jnp.zeros(3), "counter": jnp.zeros(())}
     spec = {"x": False, "counter": True}
-    res = fit(_problem(), model, optimizer=optax.sgd(-1.0), steps=4, key=jax.random.key(0),
-              trainable=spec, progress=False)
+    res = fit(
+        _problem(),
+        model,
+        optimizer=optax.sgd(-1.0),
+        steps=4,
+        key=jax.random.key(0),
+        trainable=spec,
+        progress=False,
+    )
     np.testing.assert_array_equal(res.model["x"], jnp.zeros(3))
     assert float(res.model["counter"]) == 4
 
@@ -173,7 +245,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="steps"):
         fit(_problem(), _model(), optimizer=_optimizer(), steps=0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="resume"):
-        fit(_problem(), _model(), optimizer=_optimizer(), steps=3, key=jax.random.key(0),
-            resume=True)
+        fit(
+            _problem(),
+            _model(),
+            optimizer=_optimizer(),
+            steps=3,
+            key=jax.random.key(0),
+            resume=True,
+        )
     with pytest.raises(TypeError, match="optax"):
         fit(_problem(), _model(), optimizer="adam", steps=3, key=jax.random.key(0))
