@@ -1,0 +1,142 @@
+"""System-identification benchmark (issue 5): collect 3 minutes on the plant, identify every tyre
+model, and print held-out rollout RMSE at 0.5/1/2 s, fit wall time and parameter count.
+
+    python benchmarks/vehicle_sysid.py [--minutes 3] [--steps 3000] [--tires fiala,...]
+
+Targets: identification < 2 min on 2 CPU cores; neural-ExpTanh and neural-ODE 1-s error <= half
+of identified Fiala's on held-out drift data (windows starting with |beta| >= 15 deg).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+
+jax.config.update("jax_enable_x64", True)
+
+from physml import vehicle  # noqa: E402
+
+
+def model_key(seed: int, i: int):
+    """Initial-model key of tyre i (the figure script rebuilds the same skeleton from it)."""
+    return jax.random.key(seed + 100 + i)
+
+
+def _logs(plant, minutes, seed, cache):
+    k_train, k_test = jax.random.split(jax.random.key(seed))
+    paths = [
+        Path(cache) / f"sysid_{kind}_{minutes}min_seed{seed}.npz" for kind in ("train", "test")
+    ]
+    if cache and all(p.is_file() for p in paths):
+        return vehicle.load_log(paths[0]), vehicle.load_log(paths[1]), 0.0
+    t0 = time.perf_counter()
+    train = vehicle.collect(plant, minutes, key=k_train)
+    test = vehicle.collect(plant, minutes, key=k_test, mix="heldout")
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        vehicle.save_log(paths[0], train)
+        vehicle.save_log(paths[1], test)
+    return train, test, time.perf_counter() - t0
+
+
+def main(
+    seed: int = 0,
+    steps: int = 3000,
+    minutes: float = 3.0,
+    tires=vehicle.TIRES,
+    cache: str | None = "benchmarks/out",
+    out: str | None = None,
+    progress: bool = True,
+):
+    plant = vehicle.DriftPlant()
+    train, test, t_collect = _logs(plant, minutes, seed, cache)
+    beta = np.abs(train.state[:, 2])
+    print(
+        f"collect: {t_collect:.1f} s; train {train.duration_s:.0f} s, "
+        f"|beta| > 15 deg for {np.sum(beta > np.radians(15)) / 100:.1f} s; held-out "
+        f"{test.duration_s:.0f} s, |beta| > 15 deg for "
+        f"{np.sum(np.abs(test.state[:, 2]) > np.radians(15)) / 100:.1f} s"
+    )
+    params = vehicle.params_from_plant(plant)
+    all_rmse, drift_rmse, rows = {}, {}, {}
+    for i, tire in enumerate(tires):
+        model = vehicle.make_model(tire, key=model_key(seed, i), params=params)
+        fit = vehicle.identify(
+            train, model, key=jax.random.key(seed + 200 + i), steps=steps, progress=progress
+        )
+        if cache:
+            eqx.tree_serialise_leaves(Path(cache) / f"sysid_{tire}_seed{seed}.eqx", fit.model)
+        all_rmse[tire] = vehicle.rollout_rmse(fit.model, test)
+        try:
+            drift_rmse[tire] = vehicle.rollout_rmse(
+                fit.model, test, min_abs_beta_rad=np.radians(15.0)
+            )
+        except ValueError as err:  # no drift in the held-out log
+            drift_rmse[tire] = None
+            print(f"  (no held-out drift windows: {err})")
+        rows[tire] = {
+            k: fit.report[k]
+            for k in (
+                "wall_time_s",
+                "n_params",
+                "steps",
+                "best_step",
+                "val_loss",
+                "train_loss",
+                "stop_reason",
+            )
+        }
+        print(
+            f"{tire:<16} fit {rows[tire]['wall_time_s']:6.1f} s, {rows[tire]['n_params']} params,"
+            f" {rows[tire]['steps']} steps (best {rows[tire]['best_step']}), val loss "
+            f"{rows[tire]['val_loss']:.4g}"
+        )
+    print("\nHeld-out rollout RMSE, all windows:")
+    print(vehicle.format_rmse_table(all_rmse))
+    if all(v is not None for v in drift_rmse.values()):
+        print("\nHeld-out rollout RMSE, windows starting with |beta| >= 15 deg:")
+        print(vehicle.format_rmse_table(drift_rmse))
+    scale = np.std(test.state, axis=0)
+    ref = drift_rmse.get("fiala") or all_rmse.get("fiala")
+    if ref is not None:
+        print("\n1-s error relative to identified Fiala (mean over states of RMSE / std):")
+        src = drift_rmse if all(v is not None for v in drift_rmse.values()) else all_rmse
+        for tire, by_h in src.items():
+            ratio = np.mean(by_h[1.0] / scale) / np.mean(ref[1.0] / scale)
+            print(f"  {tire:<16} {ratio:.3f}")
+    result = {
+        "fits": rows,
+        "rmse_all": {t: {str(h): v.tolist() for h, v in d.items()} for t, d in all_rmse.items()},
+        "rmse_drift": {
+            t: None if d is None else {str(h): v.tolist() for h, v in d.items()}
+            for t, d in drift_rmse.items()
+        },
+    }
+    if out:
+        Path(out).write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--minutes", type=float, default=3.0)
+    ap.add_argument("--tires", default=",".join(vehicle.TIRES))
+    ap.add_argument("--cache", default="benchmarks/out")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--no-progress", action="store_true")
+    a = ap.parse_args()
+    main(
+        a.seed,
+        a.steps,
+        a.minutes,
+        tuple(a.tires.split(",")),
+        a.cache or None,
+        a.out,
+        not a.no_progress,
+    )

@@ -1,0 +1,323 @@
+"""Autoregressive neural quantum state on a 2D lattice: masked convolutions with a vertical and
+a horizontal stack (no blind spot).
+
+Sites of an L₁×L₂ lattice are ordered in raster order, i = r·L₂ + c (row r, column c; NetKet's
+`Grid`/`Square` numbering), and ψ is a product of l2-normalised conditionals in that order
+(Sharir et al., PRL 124, 020503 (2020), eq. 2), exactly as `ARConv1D`:
+
+    log |ψ_i(s)| = a_i(s) − ½ logsumexp_t 2 a_i(t),    arg ψ_i(s) = φ_i(s).
+
+The features come from the two stacks of the gated PixelCNN (van den Oord et al., "Conditional
+Image Generation with PixelCNN Decoders", NeurIPS 2016, fig. 2), here with a plain activation
+instead of the gate and p = kernel_size // 2:
+
+- vertical stack v (sees rows strictly above): its input is σ shifted down by one row; layer l
+  convolves rows r−p…r, columns c−p…c+p of layer l−1 (a (p+1)×(2p+1) kernel), residually;
+- horizontal stack h (sees the current row to the left, and through v the rows above): its input
+  is the row shifted right by one site; layer l convolves columns c−p…c of layer l−1 (1×(p+1))
+  and adds a 1×1 projection of v_l at the same site, residually.
+
+After D layers site (r, c) sees (r, c−1−Dp … c−1) and the full rectangle of rows r−1−Dp … r−1,
+columns c−Dp … c+Dp: no blind spot, and every earlier site once D·p ≥ max(L₂ − 1, L₁ − 2)
+(`covers_lattice`, `receptive_field`).
+
+Cached sampling (`init_cache`/`conditional_step`): per layer the last p+1 rows of the vertical
+stack's input, the vertical features of the current row, and the last p+1 horizontal inputs.
+A step costs D·(p+2)·F² for the horizontal stack; at the first site of each row (a `lax.cond` on
+the site index, which stays a branch under `vmap` since the index is not batched) the vertical
+stack of that row is computed once, L₂·D·(p+1)(2p+1)·F². Amortised over the row a site costs
+O(D·k²·F²), independent of the lattice size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import netket as nk
+import numpy as np
+from jaxtyping import Array, Bool, Complex, Float, Int
+
+from ..kernels import AbstractAutoregressiveModel
+
+__all__ = ["ARConv2D", "lattice_shape"]
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+
+def lattice_shape(lattice: Any) -> tuple[int, int]:
+    """(L₁, L₂) of an int L (square), a pair (L₁, L₂), or a NetKet square-lattice graph
+    (`nk.graph.Square`, `nk.graph.Grid` in 2D), whose site i = r·L₂ + c sits at (r, c)."""
+    if isinstance(lattice, nk.graph.Lattice):
+        ok = (
+            lattice.ndim == 2
+            and lattice.n_nodes == int(np.prod(lattice.extent))
+            and np.allclose(lattice.basis_vectors, np.eye(2))
+            and np.allclose(lattice.positions, np.argwhere(np.ones(tuple(lattice.extent))))
+        )
+        if not ok:
+            raise ValueError(
+                "`lattice` must be a 2D square lattice with one site per unit cell in raster "
+                f"order (`nk.graph.Square` or a 2D `nk.graph.Grid`), got {lattice!r}."
+            )
+        return int(lattice.extent[0]), int(lattice.extent[1])
+    if isinstance(lattice, (int, np.integer)) and not isinstance(lattice, bool):
+        lattice = (lattice, lattice)
+    if (
+        not isinstance(lattice, (tuple, list))
+        or len(lattice) != 2
+        or any(
+            isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in lattice
+        )
+    ):
+        raise ValueError(
+            "`shape` must be an int L >= 1, a pair (L1, L2) of ints >= 1, or a 2D NetKet square "
+            f"lattice, got {lattice!r}."
+        )
+    return int(lattice[0]), int(lattice[1])
+
+
+def _conv(x: Array, w: Array) -> Array:
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+class ARConv2D(AbstractAutoregressiveModel):
+    """Autoregressive 2D masked-convolution wave function for spin-1/2 on an L₁×L₂ lattice.
+
+    Attributes:
+        v_weights: per layer, the vertical kernel, shape (p+1, 2p+1, F_in, F) (rows above first).
+        v_biases: per layer, (F,).
+        h_weights: per layer, the horizontal kernel, shape (1, p+1, F_in, F) (leftmost first).
+        h_biases: per layer, (F,).
+        vh_weights: per layer, the 1×1 vertical→horizontal projection, shape (F, F).
+        head_w, head_b: 1×1 head to 2 log-moduli (+ 2 phases unless `positive`).
+        shape: (L₁, L₂); n_sites = L₁·L₂; site i = r·L₂ + c.
+        kernel_size: k (odd); p = k // 2. layers, features: depth D and width F.
+        positive, local_states, activation: as in `ARConv1D`.
+    """
+
+    v_weights: tuple[Array, ...]
+    v_biases: tuple[Array, ...]
+    h_weights: tuple[Array, ...]
+    h_biases: tuple[Array, ...]
+    vh_weights: tuple[Array, ...]
+    head_w: Array
+    head_b: Array
+    shape: tuple[int, int] = eqx.field(static=True)
+    n_sites: int = eqx.field(static=True)
+    local_size: int = eqx.field(static=True)
+    kernel_size: int = eqx.field(static=True)
+    layers: int = eqx.field(static=True)
+    features: int = eqx.field(static=True)
+    positive: bool = eqx.field(static=True)
+    local_states: tuple[float, ...] = eqx.field(static=True)
+    activation: Callable = eqx.field(static=True)
+
+    def __init__(
+        self,
+        shape: Any,
+        *,
+        layers: int = 3,
+        features: int = 10,
+        kernel_size: int = 3,
+        positive: bool = False,
+        activation: Callable = jax.nn.gelu,
+        local_states: Sequence[float] = (1.0, -1.0),
+        dtype: Any = None,
+        key: Any,
+    ):
+        """Args:
+        shape: L (square), (L₁, L₂), or a 2D NetKet `Square`/`Grid` graph.
+        layers: depth D (>= 1). features: width F (>= 1).
+        kernel_size: odd k >= 3 (vertical kernel (k//2+1)×k, horizontal 1×(k//2+1)).
+        positive: real positive wave function (no phase head).
+        activation: nonlinearity of each layer.
+        local_states: spin value of each local index; (+1, −1) as NetKet's `Spin(1/2)`.
+        dtype: parameter dtype (default: JAX's default float).
+        key: PRNG key for the initial parameters.
+        """
+        self.shape = lattice_shape(shape)
+        for name, v in (("layers", layers), ("features", features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1, got {v!r}.")
+        if (
+            isinstance(kernel_size, bool)
+            or not isinstance(kernel_size, (int, np.integer))
+            or kernel_size < 3
+            or kernel_size % 2 == 0
+        ):
+            raise ValueError(f"`kernel_size` must be an odd integer >= 3, got {kernel_size!r}.")
+        local_states = tuple(float(s) for s in local_states)
+        if len(local_states) != 2 or len(set(local_states)) != 2:
+            raise ValueError(
+                f"`local_states` must hold 2 distinct spin values (spin 1/2), got {local_states}."
+            )
+        dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+        self.n_sites, self.local_size = self.shape[0] * self.shape[1], 2
+        self.kernel_size, self.layers, self.features = int(kernel_size), int(layers), int(features)
+        self.positive, self.local_states, self.activation = bool(positive), local_states, activation
+
+        p, f = self.kernel_size // 2, self.features
+        keys = jax.random.split(key, 3 * layers + 1)
+        vw, vb, hw, hb, vhw = [], [], [], [], []
+        for layer in range(layers):
+            kv, kh, kvh = keys[3 * layer : 3 * layer + 3]
+            f_in = 1 if layer == 0 else f
+            fan_v = (p + 1) * (2 * p + 1) * f_in
+            fan_h = (p + 1) * f_in + f  # horizontal taps and the projection of v
+            vw.append(jax.random.normal(kv, (p + 1, 2 * p + 1, f_in, f), dtype) / math.sqrt(fan_v))
+            hw.append(jax.random.normal(kh, (1, p + 1, f_in, f), dtype) / math.sqrt(fan_h))
+            vhw.append(jax.random.normal(kvh, (f, f), dtype) / math.sqrt(fan_h))
+            vb.append(jnp.zeros((f,), dtype))
+            hb.append(jnp.zeros((f,), dtype))
+        n_out = 2 if positive else 4
+        # A small head starts the optimisation near the uniform state, as in ARConv1D.
+        self.head_w = 0.1 * jax.random.normal(keys[-1], (f, n_out), dtype) / math.sqrt(f)
+        self.head_b = jnp.zeros((n_out,), dtype)
+        self.v_weights, self.v_biases = tuple(vw), tuple(vb)
+        self.h_weights, self.h_biases, self.vh_weights = tuple(hw), tuple(hb), tuple(vhw)
+
+    # ----- receptive field ---------------------------------------------------------------------
+
+    @property
+    def covers_lattice(self) -> bool:
+        """Whether every site depends on all earlier sites: D·p >= max(L₂ − 1, L₁ − 2)."""
+        reach = self.layers * (self.kernel_size // 2)
+        return reach >= max(self.shape[1] - 1, self.shape[0] - 2)
+
+    def receptive_field(self) -> Bool[np.ndarray, "sites sites"]:
+        """depends[i, j]: whether the conditional at site i depends on σ_j (by construction)."""
+        reach = self.layers * (self.kernel_size // 2)
+        r, c = np.divmod(np.arange(self.n_sites), self.shape[1])
+        dr = r[:, None] - r[None, :]
+        dc = c[:, None] - c[None, :]
+        row = (dr == 0) & (dc >= 1) & (dc <= reach + 1)
+        above = (dr >= 1) & (dr <= reach + 1) & (np.abs(dc) <= reach)
+        return row | above
+
+    # ----- spins <-> indices -------------------------------------------------------------------
+
+    def to_indices(self, sigma: Float[Array, "*shape"]) -> Int[Array, "*shape"]:
+        """Local-state indices of spin values (index 0 ↔ `local_states[0]`)."""
+        return (sigma != self.local_states[0]).astype(jnp.int32)
+
+    def to_spins(self, x: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """Spin values of local-state indices."""
+        return jnp.asarray(self.local_states, self.head_w.dtype)[x]
+
+    def _check_sites(self, n: int, name: str) -> None:
+        if n != self.n_sites:
+            raise ValueError(
+                f"`{name}` has {n} sites on its last axis, but the model is on a "
+                f"{self.shape[0]}×{self.shape[1]} lattice ({self.n_sites} sites)."
+            )
+
+    # ----- batched pass ------------------------------------------------------------------------
+
+    def _hidden(self, spins: Float[Array, "batch sites"]) -> Float[Array, "batch sites f"]:
+        p = self.kernel_size // 2
+        s = spins.reshape(-1, *self.shape, 1)
+        v = jnp.pad(s, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]  # row r sees rows < r
+        h = jnp.pad(s, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]  # site c sees c' < c
+        for layer in range(self.layers):
+            v_pad = jnp.pad(v, ((0, 0), (p, 0), (p, p), (0, 0)))
+            dv = self.activation(_conv(v_pad, self.v_weights[layer]) + self.v_biases[layer])
+            v = dv if layer == 0 else v + dv
+            h_pad = jnp.pad(h, ((0, 0), (0, 0), (p, 0), (0, 0)))
+            pre = _conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
+            dh = self.activation(pre + v @ self.vh_weights[layer])
+            h = dh if layer == 0 else h + dh
+        return h.reshape(spins.shape[0], self.n_sites, self.features)
+
+    def _head(self, h: Float[Array, "*b f"]) -> tuple[Array, Array | None]:
+        out = h @ self.head_w + self.head_b
+        a = out[..., :2]
+        log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
+        return log_mod, None if self.positive else out[..., 2:]
+
+    def log_amplitudes(
+        self, x: Int[Array, "batch sites"]
+    ) -> tuple[Float[Array, "batch sites 2"], Float[Array, "batch sites 2"] | None]:
+        """Per site and local state: log |ψ_i(s | x_<i)| and the phase φ_i(s) (None if positive)."""
+        return self._head(self._hidden(self.to_spins(x)))
+
+    def log_psi(
+        self, sigma: Float[Array, "*batch sites"]
+    ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
+        """log ψ(σ) for spin configurations σ (values in `local_states`, raster order).
+
+        Real if `positive`, complex otherwise. Any leading batch shape.
+        """
+        self._check_sites(sigma.shape[-1], "sigma")
+        batch = sigma.shape[:-1]
+        x = self.to_indices(sigma.reshape(-1, sigma.shape[-1]))
+        log_mod, phase = self.log_amplitudes(x)
+        pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
+        out = pick(log_mod) if phase is None else jax.lax.complex(pick(log_mod), pick(phase))
+        return out.reshape(batch)
+
+    def conditionals(self, x: Int[Array, " sites"]) -> Float[Array, "sites local"]:
+        """log p(x_i = s | x_<i) = 2 log|ψ_i(s | x_<i)| for all sites, from one pass."""
+        self._check_sites(x.shape[-1], "x")
+        return 2 * self.log_amplitudes(x[None])[0][0]
+
+    # ----- cached incremental pass (sampling) --------------------------------------------------
+
+    def init_cache(self) -> dict:
+        """Zeros: the current row's spins, per layer the last p+1 rows of the vertical input
+        (columns zero-padded by p), the current row of vertical features and the last p+1
+        horizontal inputs."""
+        p, f, (_, l2) = self.kernel_size // 2, self.features, self.shape
+        dt = self.head_w.dtype
+        f_in = [1] + [f] * (self.layers - 1)
+        return {
+            "row": jnp.zeros((l2,), dt),
+            "v_in": tuple(jnp.zeros((p + 1, l2 + 2 * p, fi), dt) for fi in f_in),
+            "v_row": jnp.zeros((self.layers, l2, f), dt),
+            "h_in": tuple(jnp.zeros((p + 1, fi), dt) for fi in f_in),
+        }
+
+    def _vertical_row(self, v_in: tuple, row: Float[Array, " l2"]) -> tuple[tuple, Array]:
+        """Push the completed row above into the vertical stack and compute its current row."""
+        p = self.kernel_size // 2
+        new_in, v_rows, u = [], [], row[:, None]
+        for layer in range(self.layers):
+            buf = jnp.concatenate([v_in[layer][1:], jnp.pad(u, ((p, p), (0, 0)))[None]], axis=0)
+            dv = self.activation(
+                _conv(buf[None], self.v_weights[layer])[0, 0] + self.v_biases[layer]
+            )
+            u = dv if layer == 0 else u + dv
+            new_in.append(buf)
+            v_rows.append(u)
+        return tuple(new_in), jnp.stack(v_rows)
+
+    def conditional_step(
+        self, cache: dict, i: Int[Array, ""], x_prev: Int[Array, ""]
+    ) -> tuple[Float[Array, " local"], dict]:
+        """log p(x_i = · | x_<i) from the cache (sites < i−1) and x_{i−1} = `x_prev`."""
+        l2 = self.shape[1]
+        c = i % l2
+        s_prev = jnp.where(i > 0, self.to_spins(x_prev), 0).astype(self.head_w.dtype)
+        row = cache["row"].at[(i - 1) % l2].set(s_prev)
+        # At a row start the row above is complete: compute this row's vertical features once.
+        v_in, v_row = jax.lax.cond(
+            c == 0,
+            lambda: self._vertical_row(cache["v_in"], row),
+            lambda: (cache["v_in"], cache["v_row"]),
+        )
+        h = jnp.where(c > 0, s_prev, 0)[None]
+        h_in = []
+        for layer in range(self.layers):
+            buf = jnp.where(c == 0, 0, cache["h_in"][layer])
+            buf = jnp.concatenate([buf[1:], h[None]], axis=0)
+            pre = jnp.tensordot(buf, self.h_weights[layer][0], axes=2) + self.h_biases[layer]
+            dh = self.activation(pre + v_row[layer, c] @ self.vh_weights[layer])
+            h = dh if layer == 0 else h + dh
+            h_in.append(buf)
+        log_mod, _ = self._head(h)
+        new = {"row": row, "v_in": v_in, "v_row": v_row, "h_in": tuple(h_in)}
+        return 2 * log_mod, new

@@ -1,0 +1,76 @@
+"""physml.vehicle: learned tyre models for a drifting car, the plant that generates the data,
+and system identification.
+
+Djeumou, Goh, Topcu, Balachandran, "Autonomous drifting with 3 minutes of data via learned tire
+models", ICRA 2023 (arXiv:2306.06330); model equations from Djeumou et al., "One model to drift
+them all", CoRL 2024, appendix A.
+
+- the model being learned: `SingleTrackModel` (CoRL 2024 A.1) with `VehicleParams`;
+- tyres behind `AbstractTireModel`: `Fiala`, `MagicFormula`, `ExpTanh`, `NeuralExpTanh`,
+  `NeuralODETire`, `MLPTire`;
+- the plant (CommonRoad `vehicle_dynamics_std` in JAX) with actuators and sensors, and the
+  3-minute data: `DriftPlant`, `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`,
+  `load_log`;
+- drift references (issue in progress): `Donut`, `FigureEight`, `TabulatedPath`, and the
+  model's steady drifts with their stability, `solve_equilibrium`;
+- identification: `identify`, `make_model`, `trainable_spec`, `identify_bayes`; held-out
+  metrics `rollout_rmse`, `format_rmse_table`.
+"""
+
+from ._actuators import Actuators as Actuators
+from ._bayes import BayesResult as BayesResult, identify_bayes as identify_bayes
+from ._collect import (
+    MANOEUVRES as MANOEUVRES,
+    DriftStabiliser as DriftStabiliser,
+    collect as collect,
+    design_drift_stabiliser as design_drift_stabiliser,
+    drift_equilibrium as drift_equilibrium,
+)
+from ._data import (
+    DriveLog as DriveLog,
+    LogFormatError as LogFormatError,
+    load_log as load_log,
+    save_log as save_log,
+    validate_log as validate_log,
+)
+from ._equilibria import Equilibrium as Equilibrium, solve_equilibrium as solve_equilibrium
+from ._identify import (
+    TIRES as TIRES,
+    IdentificationResult as IdentificationResult,
+    RolloutObjective as RolloutObjective,
+    identify as identify,
+    make_model as make_model,
+    make_tire as make_tire,
+    params_from_plant as params_from_plant,
+    trainable_spec as trainable_spec,
+)
+from ._metrics import (
+    format_rmse_table as format_rmse_table,
+    rollout_errors as rollout_errors,
+    rollout_rmse as rollout_rmse,
+)
+from ._model import (
+    SingleTrackModel as SingleTrackModel,
+    rollout_model as rollout_model,
+    soft_floor as soft_floor,
+)
+from ._params import VehicleParams as VehicleParams
+from ._paths import (
+    AbstractPath as AbstractPath,
+    Donut as Donut,
+    FigureEight as FigureEight,
+    TabulatedPath as TabulatedPath,
+)
+from ._plant import DriftPlant as DriftPlant
+from ._plant_params import (
+    PlantParameters as PlantParameters,
+    bmw_320i as bmw_320i,
+    drift_bmw_320i as drift_bmw_320i,
+)
+from ._sensors import Sensors as Sensors
+from ._tire_base import AbstractTireModel as AbstractTireModel
+from ._tire_exptanh import ExpTanh as ExpTanh, NeuralExpTanh as NeuralExpTanh
+from ._tire_fiala import Fiala as Fiala
+from ._tire_magic import MagicFormula as MagicFormula
+from ._tire_mlp import MLPTire as MLPTire
+from ._tire_node import NeuralODETire as NeuralODETire

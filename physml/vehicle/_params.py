@@ -1,0 +1,81 @@
+"""Physical parameters of the single-track drift model being learned.
+
+Defaults are the Toyota Supra prior of Djeumou et al., "One model to drift them all", CoRL 2024,
+appendix A.1 (m, I_z, I_w, R, a, b). Friction belongs to the tyre models, not here.
+Every parameter is a float array field so that the user can choose which ones are learned
+(see `trainable_spec` in `_identify.py`); the rest stay fixed.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+_POSITIVE = (
+    "mass_kg",
+    "yaw_inertia_kgm2",
+    "wheel_inertia_kgm2",
+    "wheel_radius_m",
+    "a_m",
+    "b_m",
+    "gravity_mps2",
+    "torque_gain",
+)
+
+
+def _f(x) -> Array:
+    return jnp.asarray(x, dtype=float)
+
+
+class VehicleParams(eqx.Module):
+    """Vehicle parameters of the single-track model (SI units).
+
+    Attributes:
+        mass_kg: vehicle mass m [kg].
+        yaw_inertia_kgm2: yaw moment of inertia I_z [kg m²].
+        wheel_inertia_kgm2: rear axle rotational inertia I_w [kg m²].
+        wheel_radius_m: rear wheel effective rolling radius R [m].
+        a_m, b_m: distance from the centre of mass to the front / rear axle [m].
+        mu: tyre-road friction coefficient [-] (used by the Fiala and magic-formula tyres through
+            the normal load; the learned tyres carry their own peak coefficients).
+        gravity_mps2: gravitational acceleration g [m/s²].
+        torque_gain: drive model, wheel torque = torque_gain · τ [-]; τ is the commanded drive
+            torque at the rear axle [N m]. Learn it to absorb a driveline-efficiency mismatch.
+    """
+
+    mass_kg: Float[Array, ""] = eqx.field(default_factory=lambda: _f(2048.0), converter=_f)
+    yaw_inertia_kgm2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(3675.0), converter=_f)
+    wheel_inertia_kgm2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(6.0), converter=_f)
+    wheel_radius_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(0.368), converter=_f)
+    a_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.345), converter=_f)
+    b_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.522), converter=_f)
+    gravity_mps2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(9.81), converter=_f)
+    torque_gain: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.0), converter=_f)
+
+    def __check_init__(self):
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if isinstance(value, jax.core.Tracer):
+                continue  # traced inside jit/grad: checked where it is concrete
+            if jnp.shape(value) != ():
+                raise ValueError(
+                    f"`VehicleParams.{name}` must be a scalar, got shape {jnp.shape(value)}."
+                )
+            v = float(np.asarray(value))
+            if not np.isfinite(v) or v <= 0:
+                raise ValueError(
+                    f"`VehicleParams.{name}` must be finite and > 0, got {v!r}. Units: see the "
+                    "class docstring."
+                )
+
+    @property
+    def wheelbase_m(self) -> Float[Array, ""]:
+        return self.a_m + self.b_m
+
+    def normal_loads(self) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        """Static normal loads (F_zf, F_zr) [N] from the weight distribution: m g b/L, m g a/L."""
+        weight = self.mass_kg * self.gravity_mps2
+        return weight * self.b_m / self.wheelbase_m, weight * self.a_m / self.wheelbase_m

@@ -1,0 +1,75 @@
+"""The abstract tyre model: (slip, normal load, state features) -> force.
+
+Sign conventions (SAE-like, as in the single-track model of Djeumou et al., CoRL 2024, A.1):
+- slip angle α [rad] > 0 gives a lateral force F_y < 0 (the force opposes the slip);
+- slip ratio σ [-] > 0 (wheel faster than the ground) gives a drive force F_x > 0.
+- state features are (r [rad/s], V [m/s], β [rad], ω_r [rad/s]); only the neural-ExpTanh tyre
+  uses them, the others ignore them.
+The front axle uses `lateral`, the rear (driven) axle uses `combined`. Forces are per axle [N].
+"""
+
+from __future__ import annotations
+
+import abc
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+Scalar = Float[ArrayLike, ""]
+Features = Float[ArrayLike, "4"]
+
+#: Smoothing of the combined-slip magnitude sqrt(x² + ε²) so that its gradient is finite at zero.
+SLIP_EPS = 1e-4
+
+
+def smooth_norm(x: Array, y: Array, eps: float = SLIP_EPS) -> Array:
+    """sqrt(x² + y² + ε²): a norm with a finite gradient at the origin (error ≤ ε)."""
+    return jnp.sqrt(x * x + y * y + eps * eps)
+
+
+class AbstractTireModel(eqx.Module):
+    """A tyre (axle) force model. Subclasses are final and implement `lateral` and `combined`.
+
+    Both methods take scalars; `jax.vmap` them for batches. They are differentiable in every
+    argument and in the model's parameters.
+    """
+
+    @abc.abstractmethod
+    def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
+        """Pure lateral force F_y [N] at slip angle α [rad] and normal load F_z [N]."""
+
+    @abc.abstractmethod
+    def combined(
+        self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
+    ) -> tuple[Array, Array]:
+        """Combined-slip forces (F_y, F_x) [N] at slip angle α [rad] and slip ratio σ [-]."""
+
+    def prepare(self) -> AbstractTireModel:
+        """A tyre with the same forces, precomputed for many evaluations with fixed parameters.
+
+        The default returns `self`; the neural-ODE tyre returns its tabulated solution so that a
+        rollout solves the ODE once, not once per force evaluation. Differentiable.
+        """
+        return self
+
+    def force_bound(self, normal_load: Scalar) -> Array:
+        """An upper bound on |F| [N] valid for every input (inf where the model has none)."""
+        return jnp.asarray(jnp.inf)
+
+    def lateral_curve(self, slip_angle: Float[Array, " n"], normal_load: Scalar) -> Array:
+        """`lateral` over a grid of slip angles (features zero): for plots and tests."""
+        prepared = self.prepare()
+        feats = jnp.zeros(4)
+        return jax.vmap(lambda a: prepared.lateral(a, normal_load, feats))(slip_angle)
+
+
+def softplus(x: Array) -> Array:
+    return jax.nn.softplus(x)
+
+
+def inverse_softplus(y: float) -> float:
+    import math
+
+    return y + math.log(-math.expm1(-y))

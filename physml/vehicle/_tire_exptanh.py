@@ -1,0 +1,152 @@
+"""ExpTanh and neural-ExpTanh tyres (Djeumou et al., CoRL 2024, eq. 14).
+
+    E(z) = c1 + c2 exp(−c3 |z|) tanh(c4 (z − c5)),   c3, c4 ≥ 0.
+
+c3 = softplus(ĉ3) and c4 = softplus(ĉ4), so the constraint holds for every parameter value. The
+curve is bounded, |E| ≤ |c1| + |c2|, saturates to c1 as |z| → ∞ (for c3 > 0), and has at most
+one extremum on each side of c5: for z > max(c5, 0), E' ∝ c4 sech²(u) − c3 tanh(u) with
+u = c4 (z − c5) and sech²/tanh decreasing, so E' changes sign at most once; on the other side the
+same argument with tanh < 0.
+
+Front axle: F_y = −F_z E(tan α). Rear axle (combined slip): the magnitude of the force is
+F_z E(ρ) with ρ = sqrt(tan²α + c0 σ²) and the direction is the learned unit vector
+(−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0), d = softplus(d̂). Coefficients are per unit load.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._tire_base import (
+    AbstractTireModel,
+    Features,
+    Scalar,
+    inverse_softplus,
+    smooth_norm,
+    softplus,
+)
+
+
+def _f(x) -> Array:
+    return jnp.asarray(x, dtype=float)
+
+
+def exptanh(z: Array, c: Float[Array, "5"]) -> Array:
+    """E(z) with already-constrained coefficients c = (c1, c2, c3, c4, c5)."""
+    c1, c2, c3, c4, c5 = c[0], c[1], c[2], c[3], c[4]
+    return c1 + c2 * jnp.exp(-c3 * jnp.abs(z)) * jnp.tanh(c4 * (z - c5))
+
+
+def _constrain(raw: Float[Array, "5"]) -> Float[Array, "5"]:
+    return raw.at[2].set(softplus(raw[2])).at[3].set(softplus(raw[3]))
+
+
+def _combined(coeffs, c0, d, slip_angle, slip_ratio, normal_load):
+    tan_a = jnp.tan(slip_angle)
+    sigma = jnp.asarray(slip_ratio, float)
+    magnitude = normal_load * exptanh(smooth_norm(tan_a, jnp.sqrt(c0) * sigma), coeffs)
+    norm = smooth_norm(tan_a, d * sigma)
+    return -magnitude * tan_a / norm, magnitude * d * sigma / norm
+
+
+def _default_raw() -> Array:
+    # c1 = 0, c2 ≈ μ = 1, c3 = 0.3 (slow post-peak decay), c4 = 12 (initial slope per unit load)
+    return jnp.array([0.0, 1.0, inverse_softplus(0.3), inverse_softplus(12.0), 0.0])
+
+
+class ExpTanh(AbstractTireModel):
+    """ExpTanh tyre (per axle). `raw` holds (c1, c2, ĉ3, ĉ4, c5); bound F_z (|c1| + |c2|)."""
+
+    raw: Float[Array, "5"] = eqx.field(default_factory=_default_raw, converter=_f)
+    raw_c0: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=_f)
+    raw_d: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=_f)
+
+    @property
+    def coefficients(self) -> Float[Array, "5"]:
+        """(c1, c2, c3, c4, c5) with c3, c4 ≥ 0."""
+        return _constrain(self.raw)
+
+    def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
+        return -normal_load * exptanh(jnp.tan(slip_angle), self.coefficients)
+
+    def combined(
+        self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
+    ) -> tuple[Array, Array]:
+        return _combined(
+            self.coefficients,
+            softplus(self.raw_c0),
+            softplus(self.raw_d),
+            slip_angle,
+            slip_ratio,
+            normal_load,
+        )
+
+    def force_bound(self, normal_load: Scalar) -> Array:
+        return normal_load * (jnp.abs(self.raw[0]) + jnp.abs(self.raw[1]))
+
+
+#: Scales of the state features (r [rad/s], V [m/s], β [rad], ω_r [rad/s]) fed to the MLP.
+FEATURE_SCALE = (1.0, 10.0, 0.5, 30.0)
+
+
+class NeuralExpTanh(AbstractTireModel):
+    """ExpTanh whose coefficients depend on the vehicle state through a small MLP.
+
+    raw(x) = base.raw + Δ ⊙ tanh(MLP(x / FEATURE_SCALE)), x = (r, V, β, ω_r); the last layer is
+    initialised at zero so the tyre starts as `base`. Every structural property of ExpTanh holds
+    at every state (c3, c4 ≥ 0 still come from softplus); the bound over all states is
+    F_z (|c1| + |c2| + Δ1 + Δ2).
+    """
+
+    base: ExpTanh
+    net: eqx.nn.MLP
+    max_delta: tuple[float, ...] = eqx.field(static=True, default=(0.3, 0.5, 2.0, 2.0, 0.1))
+
+    def __init__(
+        self,
+        base: ExpTanh | None = None,
+        *,
+        width: int = 16,
+        depth: int = 2,
+        key: PRNGKeyArray,
+        max_delta: tuple[float, ...] = (0.3, 0.5, 2.0, 2.0, 0.1),
+    ):
+        self.base = ExpTanh() if base is None else base
+        net = eqx.nn.MLP(4, 5, width, depth, activation=jax.nn.tanh, key=key)
+        last = net.layers[-1]
+        last = eqx.tree_at(
+            lambda layer: (layer.weight, layer.bias),
+            last,
+            (jnp.zeros_like(last.weight), jnp.zeros_like(last.bias)),
+        )
+        self.net = eqx.tree_at(lambda n: n.layers[-1], net, last)
+        if len(max_delta) != 5 or any(m < 0 for m in max_delta):
+            raise ValueError(f"`max_delta` must be 5 non-negative numbers, got {max_delta!r}.")
+        self.max_delta = tuple(float(m) for m in max_delta)
+
+    def coefficients(self, features: Features) -> Float[Array, "5"]:
+        x = jnp.asarray(features, float) / jnp.asarray(FEATURE_SCALE)
+        delta = jnp.asarray(self.max_delta) * jnp.tanh(self.net(x))
+        return _constrain(self.base.raw + delta)
+
+    def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
+        return -normal_load * exptanh(jnp.tan(slip_angle), self.coefficients(features))
+
+    def combined(
+        self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
+    ) -> tuple[Array, Array]:
+        return _combined(
+            self.coefficients(features),
+            softplus(self.base.raw_c0),
+            softplus(self.base.raw_d),
+            slip_angle,
+            slip_ratio,
+            normal_load,
+        )
+
+    def force_bound(self, normal_load: Scalar) -> Array:
+        m = self.max_delta
+        return normal_load * (jnp.abs(self.base.raw[0]) + jnp.abs(self.base.raw[1]) + m[0] + m[1])

@@ -1,0 +1,139 @@
+"""Single-track drift model: the equations of CoRL 2024 A.1 recomputed by hand, the low-speed
+regularisation (finite values and gradients at V = 0, exact above it), path states, rollouts."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from physml.vehicle._model import SingleTrackModel, rollout_model, soft_floor
+from physml.vehicle._params import VehicleParams
+from physml.vehicle._tire_exptanh import ExpTanh, NeuralExpTanh
+from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._tire_magic import MagicFormula
+from physml.vehicle._tire_mlp import MLPTire
+from physml.vehicle._tire_node import NeuralODETire
+
+
+def _model(front=None, rear=None):
+    return SingleTrackModel(VehicleParams(), front or Fiala(), rear or Fiala(c_alpha=14.0))
+
+
+def _by_hand(state, control):
+    """CoRL 2024 A.1 with the Fiala tyres, in plain floats (no regularisation: V cos β ≫ 0.5)."""
+    r, v, beta, omega = state
+    delta, tau = control
+    m, iz, iw, rw, a, b, g = 2048.0, 3675.0, 6.0, 0.368, 1.345, 1.522, 9.81
+    fzf, fzr = m * g * b / (a + b), m * g * a / (a + b)
+    vx = v * math.cos(beta)
+    af = math.atan((v * math.sin(beta) + a * r) / vx) - delta
+    ar = math.atan((v * math.sin(beta) - b * r) / vx)
+    sr = (rw * omega - vx) / vx
+    fyf = float(Fiala().lateral(af, fzf, jnp.zeros(4)))
+    fyr, fxr = (float(x) for x in Fiala(c_alpha=14.0).combined(ar, sr, fzr, jnp.zeros(4)))
+    r_dot = (a * fyf * math.cos(delta) - b * fyr) / iz
+    v_dot = (-fyf * math.sin(delta - beta) + fyr * math.sin(beta) + fxr * math.cos(beta)) / m
+    b_dot = (fyf * math.cos(delta - beta) + fyr * math.cos(beta) - fxr * math.sin(beta)) / (
+        m * v
+    ) - r
+    w_dot = (tau - fxr * rw) / iw
+    return np.array([r_dot, v_dot, b_dot, w_dot])
+
+
+@pytest.mark.parametrize(
+    ("state", "control"),
+    [
+        ((0.3, 12.0, 0.05, 12.0 / 0.368), (0.05, 100.0)),
+        ((0.9, 8.0, -0.5, 30.0), (0.3, 300.0)),  # counter-steered drift
+        ((-0.2, 20.0, 0.1, 50.0), (-0.1, -50.0)),
+    ],
+)
+def test_vector_field_matches_hand_computed(state, control):
+    got = _model().vector_field(0.0, jnp.asarray(state), jnp.asarray(control))
+    # The soft floor differs from V cos β by v_f e^{1 - V cos β / v_f} < 2e-6 relative here.
+    np.testing.assert_allclose(got, _by_hand(state, control), rtol=1e-5, atol=1e-8)
+
+
+def test_soft_floor_is_exact_above_threshold_and_positive_below():
+    x = jnp.linspace(-5.0, 30.0, 701)
+    y = soft_floor(x, 0.5)
+    assert np.all(y >= 0.5) and np.all(y >= x)
+    above = x > 10.0
+    np.testing.assert_allclose(y[above], x[above], rtol=0, atol=0.5 * math.exp(1 - 20) * 1.01)
+    np.testing.assert_allclose(y[x < -3.0], 0.5, rtol=0, atol=0.5 * math.exp(-5.0))
+
+
+@given(
+    v=st.floats(0.0, 1.0),
+    beta=st.floats(-3.1, 3.1),
+    r=st.floats(-2.0, 2.0),
+    omega=st.floats(0.0, 20.0),
+    delta=st.floats(-0.6, 0.6),
+    tau=st.floats(-200, 400),
+)
+def test_low_speed_values_and_gradients_finite(v, beta, r, omega, delta, tau):
+    model = _model()
+    y, u = jnp.array([r, v, beta, omega]), jnp.array([delta, tau])
+    assert np.all(np.isfinite(model.vector_field(0.0, y, u)))
+    jac = jax.jacfwd(lambda y: model.vector_field(0.0, y, u))(y)
+    assert np.all(np.isfinite(jac))
+    g = eqx.filter_grad(lambda m: jnp.sum(m.vector_field(0.0, y, u) ** 2))(model)
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(g))
+
+
+def test_wheel_accelerates_with_torque_when_no_slip():
+    model = _model()
+    v = 10.0
+    y = jnp.array([0.0, v, 0.0, v / 0.368])  # rolling straight, σ = 0: no tyre force
+    dy = model.vector_field(0.0, y, jnp.array([0.0, 120.0]))
+    np.testing.assert_allclose(dy, [0.0, 0.0, 0.0, 120.0 / 6.0], atol=1e-9)
+
+
+def test_path_states_on_straight_and_circle():
+    model = _model()
+    y = jnp.array([0.0, 10.0, 0.0, 10.0 / 0.368, 0.5, 0.1, 3.0])
+    dy = model.path_vector_field(0.0, y, jnp.zeros(2))
+    np.testing.assert_allclose(dy[4], 10.0 * math.sin(0.1), rtol=1e-12)
+    np.testing.assert_allclose(dy[6], 10.0 * math.cos(0.1), rtol=1e-12)
+    kappa = 0.05
+    dyc = model.path_vector_field(0.0, y, jnp.zeros(2), lambda s: kappa + 0 * s)
+    s_dot = 10.0 * math.cos(0.1) / (1 - 0.5 * kappa)
+    np.testing.assert_allclose(dyc[6], s_dot, rtol=1e-12)
+    np.testing.assert_allclose(dyc[5], dyc[2] + y[0] - kappa * s_dot, rtol=1e-12)
+
+
+@pytest.mark.parametrize("tire", ["fiala", "magic", "exptanh", "neural_exptanh", "node", "mlp"])
+def test_every_tire_swaps_into_a_batched_rollout(tire):
+    key = jax.random.key(0)
+    make = {
+        "fiala": Fiala,
+        "magic": MagicFormula,
+        "exptanh": ExpTanh,
+        "neural_exptanh": lambda: NeuralExpTanh(key=key),
+        "node": lambda: NeuralODETire(key=key),
+        "mlp": lambda: MLPTire(key=key),
+    }[tire]
+    model = SingleTrackModel(VehicleParams(), make(), make())
+    y0 = jnp.array([[0.2, 10.0, 0.05, 28.0], [0.8, 9.0, -0.4, 40.0]])
+    controls = jnp.tile(jnp.array([0.1, 150.0]), (2, 20, 1))
+    ys = rollout_model(model, y0, controls, 0.01)
+    assert ys.shape == (2, 21, 4)
+    np.testing.assert_array_equal(ys[:, 0], y0)
+    assert np.all(np.isfinite(ys))
+    # Gradients through rollouts of the learned tyres: tests/vehicle/test_identify.py.
+
+
+def test_rollout_validates_shapes():
+    with pytest.raises(ValueError, match="y0 of shape"):
+        rollout_model(_model(), jnp.zeros(3), jnp.zeros((5, 2)), 0.01)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError, match="mass_kg"):
+        VehicleParams(mass_kg=-1.0)
+    fzf, fzr = VehicleParams().normal_loads()
+    assert float(fzf + fzr) == pytest.approx(2048.0 * 9.81, rel=1e-12)

@@ -1,0 +1,136 @@
+"""Reference paths and drift equilibria of the single-track model."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from physml.vehicle._equilibria import equilibrium_guess, solve_equilibrium
+from physml.vehicle._model import SingleTrackModel
+from physml.vehicle._params import VehicleParams
+from physml.vehicle._paths import Donut, FigureEight, TabulatedPath
+from physml.vehicle._tire_fiala import Fiala
+
+
+@pytest.fixture(scope="module")
+def fiala_model():
+    return SingleTrackModel(VehicleParams(), Fiala(), Fiala())
+
+
+@given(st.floats(3.0, 30.0), st.floats(0.1, 0.7), st.sampled_from([1, -1]))
+def test_donut_track_is_a_closed_circle(radius, beta, direction):
+    path = Donut(radius, beta, direction)
+    track = np.asarray(path.ground_track(2001))
+    np.testing.assert_allclose(track[-1, :2], track[0, :2], atol=1e-4 * radius)
+    centre = np.array([0.0, direction * radius])  # left turn: centre on the left (+y)
+    np.testing.assert_allclose(np.linalg.norm(track[:, :2] - centre, axis=1), radius, rtol=1e-5)
+    assert np.all(np.sign(path.sideslip(jnp.linspace(0, 50, 7))) == -direction)
+
+
+@given(st.floats(5.0, 20.0), st.floats(0.2, 0.7))
+def test_figure_eight_closes_and_reverses_sideslip(radius, beta):
+    path = FigureEight(radius, beta, transition_m=2.0)
+    track = np.asarray(path.ground_track(4001))
+    np.testing.assert_allclose(track[-1, :2], track[0, :2], atol=1e-4 * radius)
+    # The half-way point is the crossing: back at the origin, heading unchanged.
+    np.testing.assert_allclose(track[2000, :2], [0.0, 0.0], atol=1e-4 * radius)
+    quarter = path.length_m / 4
+    k = path.curvature(jnp.array([quarter, 3 * quarter]))
+    b = path.sideslip(jnp.array([quarter, 3 * quarter]))
+    np.testing.assert_allclose(k, [1 / radius, -1 / radius])
+    np.testing.assert_allclose(b, [-beta, beta], rtol=1e-6)
+    # Smooth reversal: zero sideslip exactly at the crossing, bounded everywhere.
+    assert abs(float(path.sideslip(0.0))) < 1e-12
+    s = jnp.linspace(0, 2 * path.length_m, 997)
+    assert float(jnp.max(jnp.abs(path.sideslip(s)))) <= beta + 1e-12
+
+
+def test_tabulated_path_interpolates_and_wraps():
+    path = TabulatedPath([0.0, 10.0, 20.0], [0.1, 0.2, 0.1], [-0.3, -0.4, -0.3], closed=True)
+    np.testing.assert_allclose(path.curvature(5.0), 0.15)
+    np.testing.assert_allclose(path.sideslip(25.0), path.sideslip(5.0))
+    with pytest.raises(ValueError, match="increase strictly"):
+        TabulatedPath([0.0, 5.0, 5.0], [0, 0, 0], [0, 0, 0])
+    with pytest.raises(ValueError, match="one length"):
+        TabulatedPath([0.0, 5.0], [0, 0, 0], [0, 0, 0])
+
+
+def test_path_bad_input():
+    with pytest.raises(ValueError, match="radius_m"):
+        Donut(-1.0, 0.3)
+    with pytest.raises(ValueError, match="sideslip"):
+        Donut(8.0, 2.0)
+    with pytest.raises(ValueError, match="transition_m"):
+        FigureEight(2.0, 0.3, transition_m=10.0)
+
+
+@pytest.mark.parametrize("speed", [8.0, 12.0])
+@pytest.mark.parametrize("beta_deg", [-20.0, -35.0])
+def test_drift_equilibrium_is_a_steady_state_and_unstable(fiala_model, speed, beta_deg):
+    eq = solve_equilibrium(fiala_model, np.radians(beta_deg), speed_mps=speed)
+    f = fiala_model.prepare().vector_field(0.0, eq.state, eq.control)
+    scale = np.array([1.0, 1.0, 1.0, 100.0])
+    assert np.max(np.abs(np.asarray(f) / scale)) < 1e-9
+    r, v, beta, omega = np.asarray(eq.state)
+    delta, tau = np.asarray(eq.control)
+    assert v == speed and beta == pytest.approx(np.radians(beta_deg))
+    assert r > 0  # β < 0: a left-hand drift
+    alpha_f = np.arctan((v * np.sin(beta) + 1.345 * r) / (v * np.cos(beta))) - delta
+    assert alpha_f < 0  # the front tyre pushes into the turn (F_y = −C α > 0)
+    assert delta < 0  # counter-steer: wheels point right in a left-hand drift
+    assert omega * 0.368 > v * np.cos(beta) and tau > 0  # driven wheel spins
+    assert eq.unstable  # a drift equilibrium has a growing mode (Voser et al. 2010)
+
+
+def test_grip_cornering_equilibrium_is_stable(fiala_model):
+    # Small sideslip, moderate lateral acceleration: the tyres are in their linear range.
+    eq = solve_equilibrium(fiala_model, np.radians(-0.5), speed_mps=10.0)
+    assert not eq.unstable
+    assert np.all(np.real(np.asarray(eq.eigenvalues)) < 0)
+
+
+def test_mirror_symmetry(fiala_model):
+    left = solve_equilibrium(fiala_model, np.radians(-30.0), speed_mps=10.0)
+    right = solve_equilibrium(fiala_model, np.radians(30.0), speed_mps=10.0)
+    np.testing.assert_allclose(right.state * jnp.array([-1, 1, -1, 1]), left.state, rtol=1e-7)
+    np.testing.assert_allclose(right.control * jnp.array([-1, 1]), left.control, rtol=1e-7)
+
+
+def test_curvature_and_speed_forms_agree(fiala_model):
+    on_circle = solve_equilibrium(fiala_model, np.radians(-30.0), curvature_per_m=1 / 10.0)
+    assert on_circle.curvature_per_m == pytest.approx(0.1, rel=1e-9)
+    v = float(on_circle.state[1])
+    at_speed = solve_equilibrium(
+        fiala_model, np.radians(-30.0), speed_mps=v, guess=equilibrium_guess(on_circle)
+    )
+    np.testing.assert_allclose(at_speed.state, on_circle.state, rtol=1e-6)
+    np.testing.assert_allclose(at_speed.control, on_circle.control, rtol=1e-6)
+
+
+def test_gradients_of_equilibrium_inputs_are_finite(fiala_model):
+    """The equilibrium's feed-forward depends smoothly on the tyre parameters (used when a
+    reference is rebuilt for an identified model)."""
+    eq = solve_equilibrium(fiala_model, np.radians(-30.0), speed_mps=10.0)
+    jac = jax.jacfwd(lambda m: m.prepare().vector_field(0.0, eq.state, eq.control))(fiala_model)
+    leaves = jax.tree_util.tree_leaves(jac)
+    assert leaves and all(np.all(np.isfinite(np.asarray(x))) for x in leaves)
+
+
+def test_bad_input_is_reported(fiala_model):
+    with pytest.raises(ValueError, match="exactly one"):
+        solve_equilibrium(fiala_model, -0.5)
+    with pytest.raises(ValueError, match="opposite sign"):
+        solve_equilibrium(fiala_model, 0.5, curvature_per_m=0.1)
+    with pytest.raises(ValueError, match="speed_mps"):
+        solve_equilibrium(fiala_model, -0.5, speed_mps=1.0)
+    # A 1 m radius cannot be drifted at 30° above the model's valid speed range.
+    with pytest.raises(ValueError, match=r"curvature is too tight|No drift equilibrium"):
+        solve_equilibrium(fiala_model, np.radians(-30.0), curvature_per_m=1.0)
+    # An 85° drift exists in the model but needs 1.4 rad of counter-steer: beyond the lock.
+    with pytest.raises(ValueError, match="beyond the limit"):
+        solve_equilibrium(fiala_model, np.radians(-85.0), speed_mps=25.0, steer_limit_rad=0.6)
+    with pytest.raises(ValueError, match="outside the limits"):
+        solve_equilibrium(
+            fiala_model, np.radians(-30.0), speed_mps=10.0, torque_limits_nm=(-50.0, 350.0)
+        )

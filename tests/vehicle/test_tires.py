@@ -1,0 +1,286 @@
+"""Tyre family: hand-computed values (Fiala, magic formula), and properties over random
+parameters and inputs (finite, bounded by the stated bound, one extremum per side, curvature sign
+on each side of the inflection, saturation, finite gradients)."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from physml.vehicle._tire_base import AbstractTireModel
+from physml.vehicle._tire_exptanh import ExpTanh, NeuralExpTanh
+from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._tire_magic import MagicFormula
+from physml.vehicle._tire_mlp import MLPTire
+from physml.vehicle._tire_node import NeuralODETire
+
+FZ = 4000.0
+ZEROS = jnp.zeros(4)
+SLIPS = np.linspace(-1.2, 1.2, 961)  # slip angles [rad]; tan covers ±2.57
+
+
+def _fiala_by_hand(alpha, c_alpha, f_max):
+    z = math.tan(alpha)
+    if abs(z) >= 3 * f_max / c_alpha:
+        return -f_max * math.copysign(1.0, alpha)
+    return (
+        -c_alpha * z + c_alpha**2 / (3 * f_max) * abs(z) * z - c_alpha**3 / (27 * f_max**2) * z**3
+    )
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01, -0.04, 0.08, 0.3, -0.6])
+def test_fiala_matches_hand_computed(alpha):
+    tire = Fiala(mu=0.9, c_alpha=10.0, c_sigma=15.0)
+    expected = _fiala_by_hand(alpha, 10.0 * FZ, 0.9 * FZ)
+    assert float(tire.lateral(alpha, FZ, ZEROS)) == pytest.approx(expected, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize(("alpha", "sigma"), [(0.05, 0.05), (-0.1, 0.02), (0.02, -0.1), (0.2, 0.5)])
+def test_fiala_friction_circle_matches_hand_computed(alpha, sigma):
+    tire = Fiala(mu=0.9, c_alpha=10.0, c_sigma=15.0)
+    mu_fz, c_s = 0.9 * FZ, 15.0 * FZ
+    if abs(sigma) >= 3 * mu_fz / c_s:
+        fx = mu_fz * math.copysign(1.0, sigma)
+    else:
+        fx = (
+            c_s * sigma
+            - c_s**2 / (3 * mu_fz) * abs(sigma) * sigma
+            + c_s**3 / (27 * mu_fz**2) * sigma**3
+        )
+    fx = max(min(fx, 0.999 * mu_fz), -0.999 * mu_fz)
+    fy = _fiala_by_hand(alpha, 10.0 * FZ, math.sqrt(mu_fz**2 - fx**2))
+    got_fy, got_fx = tire.combined(alpha, sigma, FZ, ZEROS)
+    assert float(got_fx) == pytest.approx(fx, rel=1e-12)
+    assert float(got_fy) == pytest.approx(fy, rel=1e-12)
+    assert math.hypot(float(got_fx), float(got_fy)) <= mu_fz * (1 + 1e-12)
+
+
+def _mf_by_hand(x, b, c, d, e):
+    return d * math.sin(c * math.atan(b * x - e * (b * x - math.atan(b * x))))
+
+
+@pytest.mark.parametrize(("alpha", "sigma"), [(0.03, 0.0), (-0.12, 0.04), (0.3, -0.2), (0.0, 0.1)])
+def test_magic_formula_matches_hand_computed(alpha, sigma):
+    tire = MagicFormula(
+        mu=1.1,
+        b_y=10.0,
+        c_y=1.3,
+        e_y=-0.6,
+        b_x=12.0,
+        c_x=1.65,
+        e_x=0.1,
+        b_ykappa=5.0,
+        c_ykappa=1.1,
+        b_xalpha=7.0,
+        c_xalpha=1.05,
+    )
+    d = 1.1 * FZ
+    fy0 = -_mf_by_hand(alpha, 10.0, 1.3, d, -0.6)
+    fx0 = _mf_by_hand(sigma, 12.0, 1.65, d, 0.1)
+    g_yk = math.cos(1.1 * math.atan(5.0 * sigma))
+    g_xa = math.cos(1.05 * math.atan(7.0 * alpha))
+    assert float(tire.lateral(alpha, FZ, ZEROS)) == pytest.approx(fy0, rel=1e-12, abs=1e-9)
+    fy, fx = tire.combined(alpha, sigma, FZ, ZEROS)
+    assert float(fy) == pytest.approx(g_yk * fy0, rel=1e-12, abs=1e-9)
+    assert float(fx) == pytest.approx(g_xa * fx0, rel=1e-12, abs=1e-9)
+
+
+def _extrema(values):
+    """Number of sign changes of the discrete slope (flat steps below 1e-9 relative ignored)."""
+    d = np.diff(values)
+    d = d[np.abs(d) > 1e-9 * np.max(np.abs(values)) + 1e-12]
+    return int(np.sum(np.sign(d[1:]) != np.sign(d[:-1])))
+
+
+@eqx.filter_jit
+def _curves_jit(tire: AbstractTireModel, features):
+    prepared = tire.prepare()
+    lat = jax.vmap(lambda a: prepared.lateral(a, FZ, features))(jnp.asarray(SLIPS))
+    comb = jax.vmap(lambda a, s: prepared.combined(a, s, FZ, features))(
+        jnp.asarray(SLIPS), jnp.asarray(SLIPS[::-1] * 0.5)
+    )
+    return lat, comb[0], comb[1]
+
+
+def _curves(tire: AbstractTireModel, features=ZEROS):
+    return tuple(np.asarray(x) for x in _curves_jit(tire, jnp.asarray(features)))
+
+
+def _check_finite_and_bounded(tire, features=ZEROS):
+    lat, fy, fx = _curves(tire, features)
+    bound = float(tire.force_bound(FZ))
+    for f in (lat, fy, fx):
+        assert np.all(np.isfinite(f))
+        assert np.max(np.abs(f)) <= bound * (1 + 1e-12)
+    assert np.all(np.hypot(fy, fx) <= bound * (1 + 1e-12))
+    return lat
+
+
+def _total_force(t, a, s, features):
+    fy, fx = t.combined(a, s, FZ, features)
+    return t.lateral(a, FZ, features) + fy + fx
+
+
+@eqx.filter_jit
+def _gradients(tire, a, s, features):
+    return (
+        eqx.filter_grad(_total_force)(tire, a, s, features),
+        jax.grad(_total_force, argnums=(1, 2))(tire, a, s, features),
+    )
+
+
+def _check_gradients(tire, features=ZEROS):
+    for a, s in [(0.0, 0.0), (0.07, -0.03), (-0.9, 2.0)]:
+        g_params, g_inputs = _gradients(tire, jnp.asarray(a), jnp.asarray(s), jnp.asarray(features))
+        assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(g_params))
+        assert np.all(np.isfinite(np.asarray(g_inputs)))
+
+
+exptanh_raw = st.tuples(
+    st.floats(-0.3, 0.3),
+    st.floats(0.2, 1.5),
+    st.floats(-3.0, 1.0),
+    st.floats(-1.0, 4.0),
+    st.floats(-0.1, 0.1),
+)
+
+
+@given(raw=exptanh_raw)
+def test_exptanh_properties(raw):
+    tire = ExpTanh(raw=jnp.asarray(raw))
+    c = np.asarray(tire.coefficients)
+    assert c[2] >= 0 and c[3] >= 0
+    lat = _check_finite_and_bounded(tire)
+    # One extremum at most on each side of c5 (module docstring), in z = tan α.
+    z = np.tan(SLIPS)
+    assert _extrema(lat[z < c[4]]) <= 1 and _extrema(lat[z > c[4]]) <= 1
+    # Saturation: E(z) -> c1 as |z| -> inf, so F_y -> -F_z c1 at rate exp(-c3 |z|).
+    far = float(tire.lateral(math.atan(1e4), FZ, ZEROS))
+    assert abs(far + FZ * c[0]) <= FZ * abs(c[1]) * math.exp(-c[2] * 1e4) + 1e-9 * FZ
+    _check_gradients(tire)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    feats=st.tuples(
+        st.floats(-2.0, 2.0), st.floats(0.0, 30.0), st.floats(-1.0, 1.0), st.floats(0.0, 120.0)
+    ),
+    scale=st.floats(0.5, 5.0),
+)
+def test_neural_exptanh_properties(seed, feats, scale):
+    tire = NeuralExpTanh(key=jax.random.key(seed))
+    # Perturb the (zero-initialised) last layer so that the MLP really moves the coefficients.
+    last = tire.net.layers[-1]
+    w = scale * jax.random.normal(jax.random.key(seed + 1), last.weight.shape)
+    tire = eqx.tree_at(lambda t: t.net.layers[-1].weight, tire, w)
+    features = jnp.asarray(feats)
+    c = np.asarray(tire.coefficients(features))
+    assert c[2] >= 0 and c[3] >= 0
+    lat = _check_finite_and_bounded(tire, features)
+    z = np.tan(SLIPS)
+    assert _extrema(lat[z < c[4]]) <= 1 and _extrema(lat[z > c[4]]) <= 1
+    _check_gradients(tire, features)
+
+
+def _random_node(seed, slope, inflection, log_curv, log_relax, offset, center):
+    tire = NeuralODETire(key=jax.random.key(seed), slope=slope, inflection=inflection)
+    net = jax.tree_util.tree_map(lambda x: 3.0 * x if eqx.is_inexact_array(x) else x, tire.net)
+    return eqx.tree_at(
+        lambda t: (t.net, t.log_curvature, t.log_relaxation, t.offset, t.center),
+        tire,
+        (
+            net,
+            jnp.asarray(log_curv),
+            jnp.asarray(log_relax),
+            jnp.asarray(offset),
+            jnp.asarray(center),
+        ),
+    )
+
+
+node_params = dict(
+    seed=st.integers(0, 2**16),
+    slope=st.floats(2.0, 40.0),
+    inflection=st.floats(0.03, 0.6),
+    log_curv=st.floats(-3.0, 4.0),
+    log_relax=st.floats(-1.0, 7.0),
+    offset=st.floats(-0.05, 0.05),
+    center=st.floats(-0.05, 0.05),
+)
+
+
+@given(**node_params)
+def test_neural_ode_tire_structure(seed, slope, inflection, log_curv, log_relax, offset, center):
+    tire = _random_node(seed, slope, inflection, log_curv, log_relax, offset, center)
+    curve = tire.solve()
+    p_a, p_b = np.asarray(curve.p_a), np.asarray(curve.p_b)
+    # Rising segment: concave (G' strictly decreasing), from slope C > 0 to G'(u_i) < 0.
+    assert p_a[0] == pytest.approx(slope, rel=1e-9)
+    assert np.all(np.diff(p_a) < 0) and p_a[-1] < 0
+    # After the inflection: convex (G' increasing) and G' < 0 throughout: no second extremum.
+    # (G' = G'(u_i) e^{-q} with q strictly increasing; e^{-q} may underflow to 0 for fast decay.)
+    assert np.all(np.diff(np.asarray(curve.q_b)) > 0)
+    assert np.all(p_b <= 0) and np.all(np.diff(p_b) >= 0)
+    # Saturation: the closed-form tail converges; G(1e3) and G(1e4) agree.
+    g_far = np.asarray(curve(jnp.array([1e3, 1e4])))
+    assert abs(g_far[0] - g_far[1]) <= 1e-9 * max(1.0, abs(g_far[1]))
+    # Evaluated curve: bounded by the stated bound, one extremum on each side of the centre.
+    lat = _check_finite_and_bounded(tire)
+    z = np.tan(SLIPS)
+    assert _extrema(lat[z > center]) == 1 and _extrema(lat[z < center]) == 1
+    _check_gradients(tire)
+
+
+def test_neural_ode_table_matches_adaptive_solve():
+    """The fixed-step table agrees with an independent tight adaptive solve (kernels.ode_solve)."""
+    from physml.kernels import ode_solve
+    from physml.vehicle._tire_base import softplus
+
+    tire = _random_node(3, 12.0, 0.2, 1.0, 1.0, 0.0, 0.0)
+    curve = tire.solve()
+    c, u_i = softplus(tire.raw_slope), softplus(tire.raw_inflection)
+    s, k = jnp.exp(tire.log_curvature), jnp.exp(tire.log_relaxation)
+
+    def field(u, y, _u, _a):
+        h = tire._h(u)
+        rise = -(c / u_i + s * jnp.exp(h[0]))
+        return jnp.stack([y[1], jnp.where(u < u_i, rise, -k * jnp.exp(h[1]) * y[1])])
+
+    us = jnp.concatenate([jnp.linspace(0.0, u_i, 25), u_i + jnp.linspace(0.0, 1.5, 25)[1:]])
+    ref = ode_solve(
+        field, jnp.array([0.0, float(c)]), us, rtol=1e-11, atol=1e-12, max_steps=100_000
+    )
+    got = np.concatenate([curve.g_a, curve.g_b[1:]])
+    np.testing.assert_allclose(got, ref[:, 0], rtol=0, atol=1e-6 * float(c * u_i))
+
+
+@given(seed=st.integers(0, 2**16))
+def test_mlp_tire_finite_with_gradients(seed):
+    tire = MLPTire(key=jax.random.key(seed))
+    lat, fy, fx = _curves(tire)
+    assert np.all(np.isfinite(lat)) and np.all(np.isfinite(fy)) and np.all(np.isfinite(fx))
+    assert float(tire.force_bound(FZ)) == math.inf
+    _check_gradients(tire)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        Fiala,
+        MagicFormula,
+        ExpTanh,
+        lambda: NeuralExpTanh(key=jax.random.key(0)),
+        lambda: NeuralODETire(key=jax.random.key(0)),
+    ],
+)
+def test_default_tires_are_physical(make):
+    """Defaults oppose the slip angle with a stiffness of 5..30 F_z per rad and drive forward."""
+    tire = make()
+    stiffness = -float(jax.grad(lambda a: tire.lateral(a, FZ, ZEROS))(0.0)) / FZ
+    assert 5.0 < stiffness < 30.0
+    fy, fx = tire.combined(0.05, 0.05, FZ, ZEROS)
+    assert float(fy) < 0 < float(fx)
