@@ -108,7 +108,13 @@ def _sample_cached(model, u):
 
 
 @eqx.filter_jit
-def _sample_impl(model, u, cached: bool):
+def _sample_impl(model, key, n_samples: int, cached: bool, sharding):
+    # The uniforms are drawn inside the jitted function (an eager draw costs more than the
+    # sampling itself for small models). With JAX's partitionable threefry the numbers do not
+    # depend on how the batch is sharded.
+    u = jax.random.uniform(key, (n_samples, model.n_sites))
+    if sharding is not None:
+        u = jax.lax.with_sharding_constraint(u, sharding)
     return _sample_cached(model, u) if cached else _sample_plain(model, u)
 
 
@@ -149,10 +155,8 @@ def sample(
             f"`cached=True` but {type(model).__name__} does not implement `init_cache` and "
             "`conditional_step`; use `cached=False` or `cached=None`."
         )
-    u = jax.random.uniform(key, (n_samples, model.n_sites))
-    if shard and can_shard(n_samples):
-        u = jax.device_put(u, batch_sharding(2))
-    return _sample_impl(model, u, bool(cached))
+    sharding = batch_sharding(2) if shard and can_shard(n_samples) else None
+    return _sample_impl(model, key, n_samples, bool(cached), sharding)
 
 
 @eqx.filter_jit
