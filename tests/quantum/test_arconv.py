@@ -1,7 +1,5 @@
 """ARConv1D: normalisation, the autoregressive property, cached == plain, exact sampling."""
 
-import itertools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -9,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given, settings, strategies as st
+from quantum_testing import all_spins, perturbed
 
 from physml.kernels import log_prob, sample
 from physml.quantum import ARConv1D
@@ -25,17 +24,7 @@ def _model(n, layers, features, kernel, dilations, positive, seed, scale=1.0):
         positive=positive,
         key=jax.random.key(seed),
     )
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    noisy = [
-        a + scale * jax.random.normal(k, a.shape, a.dtype)
-        for a, k in zip(leaves, keys, strict=False)
-    ]
-    return jax.tree.unflatten(treedef, noisy)
-
-
-def _all_spins(n):
-    return jnp.asarray(list(itertools.product([1.0, -1.0], repeat=n)))
+    return perturbed(m, seed + 1, scale)
 
 
 architectures = st.tuples(
@@ -66,7 +55,7 @@ def test_normalisation_autoregressive_and_cache(arch, data):
     """
     m = _build(arch)
     n = m.n_sites
-    log_psi = eqx.filter_jit(m.log_psi)(_all_spins(n))
+    log_psi = eqx.filter_jit(m.log_psi)(all_spins(n))
     assert float(jnp.sum(jnp.exp(2 * jnp.real(log_psi)))) == pytest.approx(1.0, abs=1e-12)
     assert jnp.isrealobj(log_psi) == m.positive
 
@@ -120,7 +109,7 @@ def test_sample_frequencies_chi_square(positive):
     """
     m = _model(5, 2, 3, 3, (1, 2), positive, 11, scale=0.25)
     n = 40_000
-    probs = np.exp(2 * np.real(np.asarray(m.log_psi(_all_spins(5)))))
+    probs = np.exp(2 * np.real(np.asarray(m.log_psi(all_spins(5)))))
     assert np.min(probs) * n > 5
     x, _ = sample(m, n, key=jax.random.key(5))
     idx = np.asarray(x) @ (2 ** np.arange(4, -1, -1))  # index 0 ↔ +1, matches the enumeration
@@ -136,7 +125,7 @@ def test_sample_frequencies_chi_square(positive):
 def test_log_psi_matches_indices_and_netket_spins():
     """Index 0 ↔ σᶻ = +1 (NetKet's Spin(1/2) order); log ψ works for any batch shape."""
     m = _model(4, 2, 3, 2, 1, False, 1)
-    s = _all_spins(4)
+    s = all_spins(4)
     np.testing.assert_array_equal(m.to_spins(m.to_indices(s)), s)
     np.testing.assert_array_equal(m.to_indices(jnp.ones(4)), jnp.zeros(4, jnp.int32))
     assert m.log_psi(s.reshape(2, 8, 4)).shape == (2, 8)

@@ -1,8 +1,6 @@
 """ARConv2D: receptive field (raster order, no blind spot), normalisation, cached == plain,
 exact sampling, conventions and input checks."""
 
-import itertools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given, settings, strategies as st
+from quantum_testing import all_spins, perturbed
 
 from physml.kernels import log_prob, sample
 from physml.quantum._arconv2d import ARConv2D, lattice_shape
@@ -30,17 +29,7 @@ def _model(shape, layers, features, kernel, positive, seed, scale=1.0):
         positive=positive,
         key=jax.random.key(seed),
     )
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    noisy = [
-        a + scale * jax.random.normal(k, a.shape, a.dtype)
-        for a, k in zip(leaves, keys, strict=True)
-    ]
-    return jax.tree.unflatten(treedef, noisy)
-
-
-def _all_spins(n):
-    return jnp.asarray(list(itertools.product([1.0, -1.0], repeat=n)))
+    return perturbed(m, seed + 1, scale)
 
 
 architectures = st.tuples(
@@ -66,7 +55,7 @@ def _configuration(data, n):
 def test_normalised_by_enumeration(arch):
     """Σ_σ |ψ(σ)|² = 1 to 1e-12 (float64 sum of ≤ 4096 terms) for any parameters."""
     m = _build(arch)
-    log_psi = eqx.filter_jit(lambda s: m.log_psi(s))(_all_spins(m.n_sites))
+    log_psi = eqx.filter_jit(lambda s: m.log_psi(s))(all_spins(m.n_sites))
     assert float(jnp.sum(jnp.exp(2 * jnp.real(log_psi)))) == pytest.approx(1.0, abs=1e-12)
     assert jnp.isrealobj(log_psi) == m.positive
 
@@ -186,7 +175,7 @@ def test_sample_frequencies_chi_square(positive):
     here). The same counts reject a 10 % skew of the distribution."""
     m = _model((2, 3), 2, 3, 3, positive, 11, scale=0.3)
     n = 40_000
-    probs = np.exp(2 * np.real(np.asarray(m.log_psi(_all_spins(6)))))
+    probs = np.exp(2 * np.real(np.asarray(m.log_psi(all_spins(6)))))
     x, _ = sample(m, n, key=jax.random.key(5))
     idx = np.asarray(x) @ (2 ** np.arange(5, -1, -1))  # index 0 ↔ +1, matches the enumeration
     counts = np.bincount(idx, minlength=64)
@@ -202,7 +191,7 @@ def test_conventions_netket_graphs_and_batch_shapes():
     assert lattice_shape(3) == (3, 3)
     m = _model(nk.graph.Grid([2, 2], pbc=False), 2, 3, 3, False, 1)
     assert m.shape == (2, 2) and m.n_sites == 4
-    s = _all_spins(4)
+    s = all_spins(4)
     np.testing.assert_array_equal(m.to_spins(m.to_indices(s)), s)
     np.testing.assert_array_equal(m.to_indices(jnp.ones(4)), jnp.zeros(4, jnp.int32))
     assert m.log_psi(s.reshape(2, 8, 4)).shape == (2, 8)
@@ -215,7 +204,7 @@ def test_log_psi_is_jittable_without_retrace():
     def f(model, sigma):
         return model.log_psi(sigma)
 
-    s = _all_spins(6)
+    s = all_spins(6)
     f(_model((2, 3), 2, 3, 3, False, 2), s[:8])
     f(_model((2, 3), 2, 3, 3, False, 3), s[8:16])  # new parameters, same shapes: no retrace
 
@@ -223,7 +212,7 @@ def test_log_psi_is_jittable_without_retrace():
 def test_float32_model_under_strict_promotion(strict_promotion):
     """A float32 model runs every path (batched, cached, sampler) with no implicit promotion."""
     m = ARConv2D((2, 3), layers=2, features=3, dtype=jnp.float32, key=jax.random.key(0))
-    s = _all_spins(6).astype(jnp.float32)
+    s = all_spins(6).astype(jnp.float32)
     assert m.log_psi(s).dtype == jnp.complex64
     x, lp = sample(m, 16, key=jax.random.key(1))
     assert lp.dtype == jnp.float32

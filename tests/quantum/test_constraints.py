@@ -1,30 +1,19 @@
 """FixedMagnetization: exact sampling and normalisation on a fixed-Σσᶻ sector, for the 2D and
 1D autoregressive models, cached == plain, and input checks."""
 
-import itertools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from quantum_testing import all_spins, perturbed
 from test_arconv2d import chi_square_pvalue
 
 from physml.kernels import AbstractAutoregressiveModel, log_prob, sample
 from physml.quantum._arconv import ARConv1D
 from physml.quantum._arconv2d import ARConv2D
 from physml.quantum._constraints import FixedMagnetization
-
-
-def _noisy(m, seed, scale):
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    noisy = [
-        a + scale * jax.random.normal(k, a.shape, a.dtype)
-        for a, k in zip(leaves, keys, strict=True)
-    ]
-    return jax.tree.unflatten(treedef, noisy)
 
 
 def _inner(kind, shape, positive, seed, scale=1.0):
@@ -35,11 +24,7 @@ def _inner(kind, shape, positive, seed, scale=1.0):
         m = ARConv1D(
             shape[0] * shape[1], layers=2, features=3, kernel_size=3, positive=positive, key=key
         )
-    return _noisy(m, seed, scale)
-
-
-def _all_spins(n):
-    return jnp.asarray(list(itertools.product([1.0, -1.0], repeat=n)))
+    return perturbed(m, seed + 1, scale)
 
 
 cases = st.tuples(
@@ -63,7 +48,7 @@ def _build(case):
 def test_normalised_on_the_sector_and_zero_off_it(case):
     """Σ_{σ: Σσ = M} |ψ̃(σ)|² = 1 (1e-12) and |ψ̃|² = 0 exactly elsewhere, by enumeration."""
     fm = _build(case)
-    s = _all_spins(fm.n_sites)
+    s = all_spins(fm.n_sites)
     lp = eqx.filter_jit(lambda s: fm.log_psi(s))(s)
     p = np.exp(2 * np.real(np.asarray(lp)))
     in_sector = np.asarray(s.sum(-1)) == fm.magnetization
@@ -118,7 +103,7 @@ def test_sample_frequencies_chi_square_on_the_sz0_sector(kind):
     """2×4, Sᶻ = 0: 70 configurations; 40 000 samples vs |ψ̃|² (rare bins pooled), p > 1e-4;
     the same counts reject the unmasked model's |ψ|² restricted to the sector."""
     fm = FixedMagnetization(_inner(kind, (2, 4), False, 3, scale=0.3))
-    s = _all_spins(8)
+    s = all_spins(8)
     sector = np.asarray(s.sum(-1)) == 0
     probs = np.exp(2 * np.real(np.asarray(fm.log_psi(s[sector]))))
     x, _ = sample(fm, 40_000, key=jax.random.key(9))

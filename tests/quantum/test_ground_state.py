@@ -1,6 +1,5 @@
 """ground_state: bad input, divergence handling, save/load, observables, learning."""
 
-import itertools
 import math
 
 import equinox as eqx
@@ -10,6 +9,7 @@ import netket as nk
 import numpy as np
 import optax
 import pytest
+from quantum_testing import all_spins
 
 from physml.quantum import (
     SR,
@@ -125,7 +125,7 @@ def test_magnetization_and_correlations_match_enumeration():
     n = 5
     m = _small(n, seed=2)
     m = jax.tree.map(lambda a: a + 0.7 * jax.random.normal(jax.random.key(9), a.shape), m)
-    states = jnp.asarray(list(itertools.product([1.0, -1.0], repeat=n)))
+    states = all_spins(n)
     p = jnp.exp(2 * m.log_psi(states))
     sigma = sample_spins(m, 8000, key=jax.random.key(1))
     mag = magnetization(sigma, absolute=False)

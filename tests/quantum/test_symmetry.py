@@ -1,8 +1,6 @@
 """Symmetrised states: lattice groups (vs NetKet), group checks, normalisation, invariance and
 exact sampling of |ψ_G|²."""
 
-import itertools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,6 +8,7 @@ import netket as nk
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from quantum_testing import all_spins, perturbed
 from test_arconv2d import chi_square_pvalue
 
 from physml.quantum._arconv2d import ARConv2D
@@ -19,17 +18,7 @@ from physml.quantum._symmetry import Symmetrized, check_group, lattice_group
 
 def _model(shape, positive, seed, scale=1.0):
     m = ARConv2D(shape, layers=2, features=3, positive=positive, key=jax.random.key(seed))
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    noisy = [
-        a + scale * jax.random.normal(k, a.shape, a.dtype)
-        for a, k in zip(leaves, keys, strict=True)
-    ]
-    return jax.tree.unflatten(treedef, noisy)
-
-
-def _all_spins(n):
-    return jnp.asarray(list(itertools.product([1.0, -1.0], repeat=n)))
+    return perturbed(m, seed + 1, scale)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +98,7 @@ def test_symmetrized_is_normalised_and_invariant(group, positive, flip, seed):
     m = _model(shape, positive, seed)
     perms = lattice_group(shape, pbc=pbc)
     sym = Symmetrized(m, perms, spin_flip=flip)
-    s = _all_spins(n)
+    s = all_spins(n)
     log_psi = eqx.filter_jit(lambda s: sym.log_psi(s))
     lp = log_psi(s)
     assert float(jnp.sum(jnp.exp(2 * jnp.real(lp)))) == pytest.approx(1.0, abs=1e-12)
@@ -136,7 +125,7 @@ def test_symmetrized_sampler_frequencies_chi_square(flip, positive):
     counts reject the unsymmetrised |ψ|²."""
     m = _model((2, 3), positive, 7, scale=0.3)
     sym = Symmetrized(m, lattice_group((2, 3), pbc=False), spin_flip=flip)
-    s = _all_spins(6)
+    s = all_spins(6)
     probs = np.exp(2 * np.real(np.asarray(sym.log_psi(s))))
     x = sym.sample(40_000, key=jax.random.key(2))
     assert x.shape == (40_000, 6) and x.dtype == jnp.int32
@@ -150,7 +139,7 @@ def test_symmetrized_fixed_magnetization_stays_on_the_sector():
     """D4 × flip over an Sᶻ = 0 model: normalised on the sector, samples on the sector."""
     fm = FixedMagnetization(_model((2, 2), False, 3))
     sym = Symmetrized(fm, lattice_group((2, 2), pbc=False), spin_flip=True)
-    s = _all_spins(4)
+    s = all_spins(4)
     p = np.exp(2 * np.real(np.asarray(sym.log_psi(s))))
     sector = np.asarray(s.sum(-1)) == 0
     assert p[sector].sum() == pytest.approx(1.0, abs=1e-12)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from jax.flatten_util import ravel_pytree
+from quantum_testing import perturbed
 
 from physml.quantum import SR, ARConv1D, VMCObjective, heisenberg, local_energies, tfim
 
@@ -16,12 +17,7 @@ def _model(n, positive, seed, scale=0.5, features=3):
     m = ARConv1D(
         n, layers=2, features=features, kernel_size=3, positive=positive, key=jax.random.key(seed)
     )
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
-    return jax.tree.unflatten(
-        treedef,
-        [a + scale * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys, strict=False)],
-    )
+    return perturbed(m, seed + 100, scale)
 
 
 def _uniform(n):
@@ -184,11 +180,7 @@ def test_single_flip_local_energies_equal_generic_path(n, layers, kernel, d, pos
         positive=positive,
         key=jax.random.key(seed),
     )
-    leaves, treedef = jax.tree.flatten(m)
-    keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-    m = jax.tree.unflatten(
-        treedef, [a + jax.random.normal(k, a.shape) for a, k in zip(leaves, keys, strict=False)]
-    )
+    m = perturbed(m, seed + 1)
     H = tfim(n, 0.9, pbc=n >= 3)
     sigma = jnp.sign(jax.random.normal(jax.random.key(seed + 2), (16, n)))
     fast = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=True))(m, sigma)
