@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.stats
 from hypothesis import given, settings, strategies as st
-from quantum_testing import all_spins, perturbed
+from quantum_testing import all_spins, assert_sampler_paths_agree, perturbed
 
-from physml.kernels import log_prob, sample
+from physml.kernels import sample
 from physml.quantum import ARConv1D
 
 
@@ -89,15 +89,7 @@ def test_autoregressive_property_can_fail():
 @given(arch=architectures)
 @settings(max_examples=6)
 def test_cached_and_plain_samples_identical(arch):
-    m = _build(arch)
-    key = jax.random.key(arch[-1])
-    x_c, lp_c = sample(m, 64, key=key, cached=True)
-    x_p, lp_p = sample(m, 64, key=key, cached=False)
-    np.testing.assert_array_equal(x_c, x_p)
-    np.testing.assert_allclose(lp_c, lp_p, atol=1e-12)
-    # Returned log-probabilities are 2 Re log ψ of the samples.
-    np.testing.assert_allclose(lp_c, 2 * jnp.real(m.log_psi(m.to_spins(x_c))), atol=1e-12)
-    np.testing.assert_allclose(lp_c, log_prob(m, x_c), atol=1e-12)
+    assert_sampler_paths_agree(_build(arch), jax.random.key(arch[-1]))
 
 
 @pytest.mark.parametrize("positive", [True, False])
