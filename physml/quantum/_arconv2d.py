@@ -32,6 +32,7 @@ O(D·k²·F²), independent of the lattice size.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -85,6 +86,15 @@ def _conv(x: Array, w: Array) -> Array:
     return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
 
 
+def _conv_matmul(x: Array, w: Array) -> Array:
+    """The same "VALID" convolution as a sum of shifted matmuls, one per kernel tap. Under
+    `vmap` of a per-sample gradient (SR's log-derivatives) XLA keeps this a batched matmul,
+    where the batched `conv_general_dilated` weight-gradient can take far more memory."""
+    kh, kw = w.shape[:2]
+    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    return sum(x[:, a : a + ho, b : b + wo, :] @ w[a, b] for a in range(kh) for b in range(kw))
+
+
 class ARConv2D(AbstractAutoregressiveModel):
     """Autoregressive 2D masked-convolution wave function for spin-1/2 on an L₁×L₂ lattice.
 
@@ -121,7 +131,7 @@ class ARConv2D(AbstractAutoregressiveModel):
         self,
         shape: Any,
         *,
-        layers: int = 3,
+        layers: int | None = None,
         features: int = 10,
         kernel_size: int = 3,
         positive: bool = False,
@@ -132,7 +142,10 @@ class ARConv2D(AbstractAutoregressiveModel):
     ):
         """Args:
         shape: L (square), (L₁, L₂), or a 2D NetKet `Square`/`Grid` graph.
-        layers: depth D (>= 1). features: width F (>= 1).
+        layers: depth D (>= 1); default: the smallest D >= 3 with which every site sees all
+            earlier sites (D·p >= max(L₂ − 1, L₁ − 2)). An explicit D that leaves earlier sites
+            outside a conditional's receptive field warns (`covers_lattice` is False).
+        features: width F (>= 1).
         kernel_size: odd k >= 3 (vertical kernel (k//2+1)×k, horizontal 1×(k//2+1)).
         positive: real positive wave function (no phase head).
         activation: nonlinearity of each layer.
@@ -141,6 +154,12 @@ class ARConv2D(AbstractAutoregressiveModel):
         key: PRNG key for the initial parameters.
         """
         self.shape = lattice_shape(shape)
+        explicit_layers = layers is not None
+        if layers is None and not (
+            isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer))
+        ):
+            need = max(self.shape[1] - 1, self.shape[0] - 2, 0)
+            layers = max(3, -(-need // max(int(kernel_size) // 2, 1)))
         for name, v in (("layers", layers), ("features", features)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1, got {v!r}.")
@@ -174,6 +193,16 @@ class ARConv2D(AbstractAutoregressiveModel):
             vhw.append(jax.random.normal(kvh, (f, f), dtype) / math.sqrt(fan_h))
             vb.append(jnp.zeros((f,), dtype))
             hb.append(jnp.zeros((f,), dtype))
+        if explicit_layers and not self.covers_lattice:
+            warnings.warn(
+                f"ARConv2D with layers={layers}, kernel_size={kernel_size} on a "
+                f"{self.shape[0]}×{self.shape[1]} lattice: some conditionals do not see every "
+                "earlier site (D·p < max(L₂ − 1, L₁ − 2)), so ψ cannot represent all "
+                "correlations. Use layers >= "
+                f"{-(-max(self.shape[1] - 1, self.shape[0] - 2) // (kernel_size // 2))} "
+                "or the default `layers=None`.",
+                stacklevel=2,
+            )
         n_out = 2 if positive else 4
         # A small head starts the optimisation near the uniform state, as in ARConv1D.
         self.head_w = 0.1 * jax.random.normal(keys[-1], (f, n_out), dtype) / math.sqrt(f)
@@ -218,17 +247,20 @@ class ARConv2D(AbstractAutoregressiveModel):
 
     # ----- batched pass ------------------------------------------------------------------------
 
-    def _hidden(self, spins: Float[Array, "batch sites"]) -> Float[Array, "batch sites f"]:
+    def _hidden(
+        self, spins: Float[Array, "batch sites"], matmul: bool = False
+    ) -> Float[Array, "batch sites f"]:
         p = self.kernel_size // 2
+        conv = _conv_matmul if matmul else _conv
         s = spins.reshape(-1, *self.shape, 1)
         v = jnp.pad(s, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]  # row r sees rows < r
         h = jnp.pad(s, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]  # site c sees c' < c
         for layer in range(self.layers):
             v_pad = jnp.pad(v, ((0, 0), (p, 0), (p, p), (0, 0)))
-            dv = self.activation(_conv(v_pad, self.v_weights[layer]) + self.v_biases[layer])
+            dv = self.activation(conv(v_pad, self.v_weights[layer]) + self.v_biases[layer])
             v = dv if layer == 0 else v + dv
             h_pad = jnp.pad(h, ((0, 0), (0, 0), (p, 0), (0, 0)))
-            pre = _conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
+            pre = conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
             dh = self.activation(pre + v @ self.vh_weights[layer])
             h = dh if layer == 0 else h + dh
         return h.reshape(spins.shape[0], self.n_sites, self.features)
@@ -240,22 +272,27 @@ class ARConv2D(AbstractAutoregressiveModel):
         return log_mod, None if self.positive else out[..., 2:]
 
     def log_amplitudes(
-        self, x: Int[Array, "batch sites"]
+        self, x: Int[Array, "batch sites"], *, per_sample: bool = False
     ) -> tuple[Float[Array, "batch sites 2"], Float[Array, "batch sites 2"] | None]:
-        """Per site and local state: log |ψ_i(s | x_<i)| and the phase φ_i(s) (None if positive)."""
-        return self._head(self._hidden(self.to_spins(x)))
+        """Per site and local state: log |ψ_i(s | x_<i)| and the phase φ_i(s) (None if positive).
+
+        `per_sample=True`: matmul convolutions (same values), for vmapped per-sample gradients.
+        """
+        return self._head(self._hidden(self.to_spins(x), per_sample))
 
     def log_psi(
-        self, sigma: Float[Array, "*batch sites"]
+        self, sigma: Float[Array, "*batch sites"], *, per_sample: bool = False
     ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
         """log ψ(σ) for spin configurations σ (values in `local_states`, raster order).
 
-        Real if `positive`, complex otherwise. Any leading batch shape.
+        Real if `positive`, complex otherwise. Any leading batch shape. `per_sample=True` (what
+        `SR` passes when it vmaps per-sample gradients) computes the convolutions as matmuls:
+        the same values, with bounded memory under `vmap` of a gradient.
         """
         self._check_sites(sigma.shape[-1], "sigma")
         batch = sigma.shape[:-1]
         x = self.to_indices(sigma.reshape(-1, sigma.shape[-1]))
-        log_mod, phase = self.log_amplitudes(x)
+        log_mod, phase = self.log_amplitudes(x, per_sample=per_sample)
         pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
         out = pick(log_mod) if phase is None else jax.lax.complex(pick(log_mod), pick(phase))
         return out.reshape(batch)

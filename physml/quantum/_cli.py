@@ -1,6 +1,8 @@
-"""`physml ground-state`: command-line VMC for spin chains, and the quick `demo`.
+"""`physml ground-state`: command-line VMC for spin chains and square lattices, and the quick
+`demo`.
 
 physml ground-state --model tfim --sites 20 --h 1.0 --steps 300 --samples 1024 --out runs/
+physml ground-state --model heisenberg --lattice square --L 4 --pbc --sz0 --symmetry d4+spin-flip
 """
 
 from __future__ import annotations
@@ -14,10 +16,33 @@ import jax
 import optax
 
 from ._arconv import ARConv1D
+from ._arconv2d import ARConv2D
+from ._constraints import FixedMagnetization
 from ._exact import exact_energy
 from ._ground_state import Result, ground_state
 from ._hamiltonians import heisenberg, tfim
+from ._lattice2d import heisenberg_2d, tfim_2d
 from ._sr import SR
+from ._symmetry import Symmetrized, lattice_group
+
+_SYMMETRY_PARTS = ("none", "translations", "d4", "spin-flip")
+
+
+def _symmetry(text: str) -> tuple[str, ...]:
+    """Parse `--symmetry`: "none" or "+"-joined parts of translations, d4, spin-flip."""
+    parts = tuple(text.split("+"))
+    bad = [q for q in parts if q not in _SYMMETRY_PARTS]
+    if (
+        bad
+        or ("none" in parts and len(parts) > 1)
+        or ("translations" in parts and "d4" not in parts)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"invalid symmetry {text!r}: use none, d4, translations+d4, spin-flip, or a "
+            "'+'-joined combination such as d4+spin-flip (translations need d4)"
+        )
+    return () if parts == ("none",) else parts
+
 
 __all__ = ["add_parser", "demo", "plot_convergence", "run_ground_state"]
 
@@ -26,19 +51,41 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `ground-state` subcommand to an argparse `subparsers` object."""
     p = subparsers.add_parser(
         "ground-state",
-        help="VMC ground state of a spin chain with an autoregressive conv wave function",
+        help="VMC ground state of a spin chain or square lattice with an autoregressive conv "
+        "wave function",
         description="Variational ground state of the TFIM (−J Σ σᶻσᶻ − h Σ σˣ) or Heisenberg "
-        "(J Σ σ·σ, Pauli units, Marshall sign rule) chain with ARConv1D and exact sampling.",
+        "(J Σ σ·σ, Pauli units, Marshall sign rule) on a chain (ARConv1D) or an L×L square "
+        "lattice (ARConv2D) with exact sampling.",
     )
     p.add_argument("--model", choices=["tfim", "heisenberg"], default="tfim")
-    p.add_argument("--sites", type=int, default=20, help="chain length N")
+    p.add_argument("--lattice", choices=["chain", "square"], default="chain")
+    p.add_argument("--sites", type=int, default=20, help="chain length N (chain)")
+    p.add_argument("--L", type=int, default=4, help="side of the L×L square lattice (square)")
     p.add_argument("--boundary", choices=["periodic", "open"], default="periodic")
+    p.add_argument(
+        "--pbc", dest="boundary", action="store_const", const="periodic", help="periodic"
+    )
+    p.add_argument("--obc", dest="boundary", action="store_const", const="open", help="open")
+    p.add_argument(
+        "--symmetry",
+        type=_symmetry,
+        default=(),
+        help="none | d4 | translations+d4 | spin-flip, or e.g. d4+spin-flip (square lattice; "
+        "spin-flip also on chains): average |ψ|² over the group, sampling stays exact",
+    )
+    p.add_argument(
+        "--sz0",
+        action="store_true",
+        help="restrict to total Sᶻ = 0 (Heisenberg; even number of sites)",
+    )
     p.add_argument("--h", type=float, default=1.0, help="transverse field (TFIM)")
     p.add_argument("--J", type=float, default=1.0, help="coupling")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--samples", type=int, default=1024, help="samples per step")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layers", type=int, default=3)
+    p.add_argument(
+        "--layers", type=int, default=None, help="default: 3 (chain), covering depth (square)"
+    )
     p.add_argument("--features", type=int, default=10)
     p.add_argument("--kernel", type=int, default=5)
     p.add_argument(
@@ -55,14 +102,63 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _build(model: str, sites: int, boundary: str, h: float, J: float):
-    pbc = boundary == "periodic"
-    if model == "tfim":
-        return tfim(sites, h, J=J, pbc=pbc)
-    return heisenberg(sites, J=J, pbc=pbc)
+def _build(args: argparse.Namespace):
+    """The Hamiltonian (NetKet JAX operator, Pauli units) the arguments describe."""
+    pbc = args.boundary == "periodic"
+    if args.lattice == "square":
+        if args.model == "tfim":
+            if args.sz0:
+                raise ValueError("--sz0 applies to the Heisenberg model (the TFIM mixes Sᶻ).")
+            return tfim_2d(args.L, args.h, J=args.J, pbc=pbc)
+        return heisenberg_2d(args.L, J=args.J, pbc=pbc, total_sz=0 if args.sz0 else None)
+    if args.model == "tfim":
+        if args.sz0:
+            raise ValueError("--sz0 applies to the Heisenberg model (the TFIM mixes Sᶻ).")
+        return tfim(args.sites, args.h, J=args.J, pbc=pbc)
+    return heisenberg(args.sites, J=args.J, pbc=pbc)
 
 
-def _exact_or_none(H, sites: int) -> float | None:
+def _wave_function(args: argparse.Namespace):
+    """ARConv1D / ARConv2D (positive), optionally restricted to Sᶻ = 0 and symmetrised."""
+    key = jax.random.key(args.seed)
+    if args.lattice == "square":
+        model = ARConv2D(
+            args.L,
+            layers=args.layers,
+            features=args.features,
+            kernel_size=args.kernel,
+            positive=True,
+            key=key,
+        )
+    else:
+        if args.symmetry and set(args.symmetry) != {"spin-flip"}:
+            raise ValueError(
+                f"--symmetry {'+'.join(args.symmetry)} needs --lattice square; chains support "
+                "spin-flip only."
+            )
+        model = ARConv1D(
+            args.sites,
+            layers=3 if args.layers is None else args.layers,
+            features=args.features,
+            kernel_size=args.kernel,
+            dilations=args.dilations if args.dilations else 1,
+            positive=True,
+            key=key,
+        )
+    if args.sz0:
+        model = FixedMagnetization(model)
+    if args.symmetry:
+        if "d4" in args.symmetry:
+            perms = lattice_group(args.L, pbc=args.boundary == "periodic")
+            if "translations" not in args.symmetry:
+                perms = lattice_group(args.L, pbc=False)  # the point group only
+        else:
+            perms = [list(range(model.n_sites))]  # identity: spin flip alone
+        model = Symmetrized(model, perms, spin_flip="spin-flip" in args.symmetry)
+    return model
+
+
+def _exact_or_none(H) -> float | None:
     try:
         return exact_energy(H, max_lanczos_sites=16)
     except ValueError:
@@ -109,17 +205,9 @@ def _run_cli(args: argparse.Namespace) -> int:
 def run_ground_state(args: argparse.Namespace) -> dict:
     """Run the `ground-state` subcommand; print, write files, return the summary dict."""
     jax.config.update("jax_enable_x64", True)
-    H = _build(args.model, args.sites, args.boundary, args.h, args.J)
-    exact = _exact_or_none(H, args.sites)
-    model = ARConv1D(
-        args.sites,
-        layers=args.layers,
-        features=args.features,
-        kernel_size=args.kernel,
-        dilations=args.dilations if args.dilations else 1,
-        positive=True,
-        key=jax.random.key(args.seed),
-    )
+    H = _build(args)
+    exact = _exact_or_none(H)
+    model = _wave_function(args)
     if args.optimizer == "sr":
         opt, pre = optax.sgd(args.lr or 0.05), SR(1e-3)
     else:
@@ -142,7 +230,8 @@ def run_ground_state(args: argparse.Namespace) -> dict:
     if res.stop_reason:
         print(f"stopped early: {res.stop_reason}")
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.model}_N{args.sites}_{args.boundary}" + (
+    size = f"L{args.L}" if args.lattice == "square" else f"N{args.sites}"
+    stem = f"{args.model}_{size}_{args.boundary}" + (
         f"_h{args.h:g}" if args.model == "tfim" else ""
     )
     res.save(args.out / stem)

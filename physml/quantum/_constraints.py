@@ -114,9 +114,11 @@ class FixedMagnetization(AbstractAutoregressiveModel):
         return self._masked(x, self.model.conditionals(x))
 
     def log_psi(
-        self, sigma: Float[Array, "*batch sites"]
+        self, sigma: Float[Array, "*batch sites"], *, per_sample: bool = False
     ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
-        """log ψ̃(σ): the wrapped log ψ with forced conditionals replaced (−inf off the sector)."""
+        """log ψ̃(σ): the wrapped log ψ with forced conditionals replaced (−inf off the sector).
+
+        `per_sample` is accepted for `SR`'s interface; the values do not depend on it."""
         if sigma.shape[-1] != self.n_sites:
             raise ValueError(
                 f"`sigma` has {sigma.shape[-1]} sites on its last axis, the model {self.n_sites}."
@@ -126,7 +128,7 @@ class FixedMagnetization(AbstractAutoregressiveModel):
         x = self.to_indices(flat)
         pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
         if hasattr(self.model, "log_amplitudes"):  # one pass: moduli and phases per site
-            log_mod, phase = self.model.log_amplitudes(x)
+            log_mod, phase = self.model.log_amplitudes(x, per_sample=per_sample)
             out = 0.5 * pick(jax.vmap(self._masked)(x, 2 * log_mod))
             if phase is not None:
                 out = jax.lax.complex(out, pick(phase))

@@ -18,16 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..kernels import (
-    AbstractAutoregressiveModel,
-    AbstractPreconditioner,
-    Stats,
-    estimate,
-    fit,
-    sample,
-)
+from ..kernels import AbstractPreconditioner, Stats, estimate, fit
 from ..kernels._validate import check_finite_tree, check_key, check_positive_int
-from ._vmc import VMCObjective, check_compatible, local_energies
+from ._vmc import VMCObjective, check_compatible, draw_samples, local_energies
 
 __all__ = ["Result", "ground_state"]
 
@@ -53,7 +46,7 @@ class Result:
     energy: Stats
     variance: float
     history: list[dict]
-    model: AbstractAutoregressiveModel
+    model: Any  # an AbstractAutoregressiveModel or a Symmetrized one
     stop_reason: str | None = None
     wall_time_s: float = 0.0
     info: dict = field(default_factory=dict)
@@ -83,7 +76,7 @@ class Result:
         eqx.tree_serialise_leaves(_with(path, ".eqx"), self.model)
 
     @classmethod
-    def load(cls, path: str | Path, *, like: AbstractAutoregressiveModel) -> Result:
+    def load(cls, path: str | Path, *, like: Any) -> Result:
         """Read a `Result` written by `save`; `like` is a model of the same architecture."""
         path = Path(path)
         with open(_with(path, ".json")) as f:
@@ -120,7 +113,7 @@ class Result:
 
 def ground_state(
     hamiltonian: Any,
-    model: AbstractAutoregressiveModel,
+    model: Any,
     *,
     n_samples: int,
     steps: int,
@@ -137,7 +130,8 @@ def ground_state(
 
     Args:
         hamiltonian: NetKet JAX operator on `Spin(1/2, N)` (e.g. `tfim(N, h)`), Pauli units.
-        model: an `ARConv1D` with `n_sites == N`.
+        model: an autoregressive model with `n_sites == N` (`ARConv1D`, `ARConv2D`,
+            `FixedMagnetization`) or a `Symmetrized` one (see `check_compatible`).
         n_samples: samples per step.
         steps: optimisation steps.
         key: PRNG key (training uses one split, the final estimate the other).
@@ -200,13 +194,13 @@ def ground_state(
 
 @eqx.filter_jit
 def _energy_batch(model, hamiltonian, n, key):
-    x, _ = sample(model, n, key=key, shard=False)
+    x = draw_samples(model, n, key=key)
     return local_energies(model, hamiltonian, model.to_spins(x))
 
 
 def evaluate_energy(
     hamiltonian: Any,
-    model: AbstractAutoregressiveModel,
+    model: Any,
     n_samples: int,
     *,
     key: Any,

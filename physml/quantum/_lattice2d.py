@@ -99,10 +99,16 @@ def tfim_2d(
 
 
 def heisenberg_2d(
-    shape: Any, *, J: float = 1.0, pbc: bool = True, sign_rule: bool | None = None
+    shape: Any,
+    *,
+    J: float = 1.0,
+    pbc: bool = True,
+    sign_rule: bool | None = None,
+    total_sz: float | int | None = None,
 ) -> nk.operator.DiscreteJaxOperator:
     """Square-lattice Heisenberg J Σ_⟨ij⟩ σᵢ·σⱼ in Pauli units (4× the spin-1/2 units), on
-    `Spin(1/2, L₁L₂)` (the full space; restrict samples with `FixedMagnetization`).
+    `Spin(1/2, L₁L₂)`, or on its sector `Spin(1/2, L₁L₂, total_sz=total_sz)`; sample that sector
+    with `FixedMagnetization(model, magnetization=2 * total_sz)`.
 
     Args:
         shape: L or (L₁, L₂).
@@ -110,6 +116,9 @@ def heisenberg_2d(
         pbc: periodic (True) or open boundaries.
         sign_rule: apply the Marshall rotation U H U (ground state positive). `None` applies it
             when the lattice is bipartite; `True` on a non-bipartite lattice raises.
+        total_sz: None (the full space), or Σᵢ Sᶻᵢ in spin-1/2 units (NetKet's convention:
+            0 is the Sᶻ = 0 sector, Σᵢσᶻᵢ = 2·total_sz). The ground state of the
+            antiferromagnet on an even number of sites is in the Sᶻ = 0 sector (Marshall).
     """
     graph = square_lattice(shape, pbc=pbc)
     J = _check_real(J, "J")
@@ -117,5 +126,5 @@ def heisenberg_2d(
         sign_rule = graph.is_bipartite()
     elif sign_rule:
         _sublattice_b(graph)  # raises with a clear message when not bipartite
-    hilbert = nk.hilbert.Spin(0.5, graph.n_nodes)
+    hilbert = nk.hilbert.Spin(0.5, graph.n_nodes, total_sz=total_sz)
     return nk.operator.Heisenberg(hilbert, graph, J=J, sign_rule=bool(sign_rule)).to_jax_operator()

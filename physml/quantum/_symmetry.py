@@ -152,15 +152,17 @@ class Symmetrized(eqx.Module):
         return images
 
     def log_psi(
-        self, sigma: Float[Array, "*batch sites"]
+        self, sigma: Float[Array, "*batch sites"], *, per_sample: bool = False
     ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
-        """log ψ_G(σ) for spin configurations (any leading batch shape): |G| model passes each."""
+        """log ψ_G(σ) for spin configurations (any leading batch shape): |G| model passes each.
+
+        `per_sample` is passed to the wrapped model's `log_psi` (the interface `SR` uses)."""
         if sigma.shape[-1] != self.n_sites:
             raise ValueError(
                 f"`sigma` has {sigma.shape[-1]} sites on its last axis, the model {self.n_sites}."
             )
         images = self.to_spins(self._orbit(self.to_indices(sigma)))
-        lp = self.model.log_psi(images)  # (*batch, |G|)
+        lp = self.model.log_psi(images, per_sample=per_sample)  # (*batch, |G|)
         log_mod = 0.5 * (jax.nn.logsumexp(2 * jnp.real(lp), axis=-1) - math.log(self.group_size))
         if self.positive:
             return log_mod
@@ -168,15 +170,16 @@ class Symmetrized(eqx.Module):
         phase = jnp.arctan2(jnp.sum(jnp.sin(phi), axis=-1), jnp.sum(jnp.cos(phi), axis=-1))
         return jax.lax.complex(log_mod, phase)
 
-    def sample(self, n_samples: int, *, key: Any) -> Int[Array, "batch sites"]:
+    def sample(self, n_samples: int, *, key: Any, shard: bool = True) -> Int[Array, "batch sites"]:
         """`n_samples` exact samples of |ψ_G|² as local-state indices (int32).
 
         Model samples with a uniformly random group element applied to each. Their
-        log-probabilities are 2 Re `log_psi(to_spins(x))`.
+        log-probabilities are 2 Re `log_psi(to_spins(x))`. `shard`: split the model's samples
+        over the local devices (as `physml.kernels.sample`; the values do not depend on it).
         """
         n_samples = check_positive_int(n_samples, "n_samples")
         k_model, k_group = jax.random.split(check_key(key))
-        x, _ = sample(self.model, n_samples, key=k_model)
+        x, _ = sample(self.model, n_samples, key=k_model, shard=shard)
         g = jax.random.randint(k_group, (n_samples,), 0, self.group_size)
         n_perm = self.permutations.shape[0]
         x = jnp.take_along_axis(x, self.permutations[g % n_perm], axis=1)

@@ -20,17 +20,61 @@ import jax
 import jax.numpy as jnp
 import netket as nk
 import numpy as np
-from jaxtyping import Array, Inexact, Real
+from jaxtyping import Array, Inexact, Int, Real
 
 from ..kernels import AbstractAutoregressiveModel, AbstractObjective, estimate, sample
+from ..kernels._sharding import batch_sharding, can_shard
 from ._arconv import ARConv1D
-from ._flips import log_psi_single_flips
+from ._flips import flips_pay_off, log_psi_single_flips
 
-__all__ = ["VMCObjective", "check_compatible", "local_energies"]
+__all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
+
+
+def _unwrap(model: Any) -> list:
+    """`model` and the models it wraps (`Symmetrized.model`, `FixedMagnetization.model`)."""
+    chain = [model]
+    while hasattr(chain[-1], "model") and hasattr(chain[-1].model, "log_psi"):
+        chain.append(chain[-1].model)
+    return chain
+
+
+def _sector(model: Any) -> int | None:
+    """Σᵢσᶻᵢ (Pauli units) that every configuration of `model` has, or None (the full space)."""
+    for m in _unwrap(model):
+        if hasattr(m, "magnetization") and hasattr(m, "n_up"):
+            return int(m.magnetization)
+    return None
+
+
+def draw_samples(
+    model: Any, n_samples: int, *, key: Any, shard: bool = False
+) -> Int[Array, "batch sites"]:
+    """`n_samples` exact samples of |ψ|² as local-state indices.
+
+    An `AbstractAutoregressiveModel` is sampled site by site (`physml.kernels.sample`); a model
+    that is not autoregressive but samples itself exactly (`Symmetrized`: a model sample with a
+    uniformly random group element applied) through its `sample(n, key=...)` method. With
+    `shard=True` the batch is split over the local devices when `n_samples` divides evenly
+    (the samples themselves do not depend on the device count).
+    """
+    if isinstance(model, AbstractAutoregressiveModel):
+        x, _ = sample(model, n_samples, key=key, shard=shard)
+    else:
+        x = model.sample(n_samples, key=key, shard=shard)
+    if shard and can_shard(n_samples):
+        x = jax.lax.with_sharding_constraint(x, batch_sharding(2))
+    return x
 
 
 def check_compatible(hamiltonian: Any, model: Any) -> None:
-    """Raise a clear error if `model` cannot represent states of `hamiltonian`'s Hilbert space."""
+    """Raise a clear error if `model` cannot represent states of `hamiltonian`'s Hilbert space.
+
+    `model` is an autoregressive wave function (`ARConv1D`, `ARConv2D`, `FixedMagnetization`)
+    or an exactly sampled wrapper of one (`Symmetrized`). A constrained NetKet space
+    `Spin(1/2, N, total_sz=S)` is accepted when the model is restricted to the same sector
+    (`FixedMagnetization(magnetization=2S)`; NetKet's total_sz is in spin-1/2 units, the
+    model's magnetisation in Pauli units).
+    """
     if not isinstance(hamiltonian, nk.operator.DiscreteJaxOperator):
         hint = ""
         if isinstance(hamiltonian, nk.operator.DiscreteOperator) and hasattr(
@@ -41,32 +85,38 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
             "`hamiltonian` must be a NetKet JAX operator (`DiscreteJaxOperator`, e.g. from "
             f"`physml.quantum.tfim`), got {type(hamiltonian).__name__}.{hint}"
         )
-    if not (
-        isinstance(model, AbstractAutoregressiveModel)
-        and hasattr(model, "log_psi")
-        and hasattr(model, "to_spins")
-    ):
+    samples_exactly = isinstance(model, AbstractAutoregressiveModel) or (
+        callable(getattr(model, "sample", None))
+        and isinstance(getattr(model, "model", None), AbstractAutoregressiveModel)
+    )
+    if not (samples_exactly and hasattr(model, "log_psi") and hasattr(model, "to_spins")):
         raise TypeError(
             "`model` must be an autoregressive wave function with `log_psi` and `to_spins` "
-            f"(e.g. `physml.quantum.ARConv1D`), got {type(model).__name__}."
+            "(e.g. `physml.quantum.ARConv1D`, `ARConv2D`, `FixedMagnetization`) or a "
+            f"`Symmetrized` one, got {type(model).__name__}."
         )
     hilbert = hamiltonian.hilbert
     if not isinstance(hilbert, nk.hilbert.Spin) or hilbert.local_size != 2:
         raise ValueError(
-            "The model represents spin-1/2 chains; `hamiltonian` acts on "
+            "The model represents spin-1/2 sites; `hamiltonian` acts on "
             f"{hilbert!r}. Use `nk.hilbert.Spin(0.5, N)`."
-        )
-    if hilbert.constrained:
-        raise ValueError(
-            f"`hamiltonian` acts on a constrained Hilbert space {hilbert!r} (e.g. fixed total "
-            "Sᶻ); exact autoregressive sampling covers the full space. Build the operator on "
-            "`nk.hilbert.Spin(0.5, N)` without `total_sz`."
         )
     if hilbert.size != model.n_sites:
         raise ValueError(
             f"Size mismatch: `hamiltonian` acts on {hilbert.size} sites but `model` has "
             f"n_sites={model.n_sites}."
         )
+    if hilbert.constrained:
+        total_sz = getattr(hilbert, "_total_sz", None)
+        sector = _sector(model)
+        if total_sz is None or sector is None or sector != round(2 * float(total_sz)):
+            have = "the full space" if sector is None else f"Σσᶻ = {sector} (Pauli units)"
+            raise ValueError(
+                f"`hamiltonian` acts on a constrained Hilbert space {hilbert!r}, but the model "
+                f"covers {have}. Wrap the model in `FixedMagnetization(model, "
+                "magnetization=2 * total_sz)` (NetKet's total_sz is in spin-1/2 units), or "
+                "build the operator on `nk.hilbert.Spin(0.5, N)` without `total_sz`."
+            )
     states = tuple(float(s) for s in np.asarray(hilbert.local_states))
     if states != model.local_states:
         raise ValueError(
@@ -75,25 +125,46 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
         )
 
 
+def _log_psi_chunked(model: Any, sigma_p: Array, max_configurations: int) -> Array:
+    """`model.log_psi(sigma_p)` for sigma_p of shape (batch, conn, sites), chunked over batch."""
+    batch, conn = sigma_p.shape[:2]
+    images = getattr(model, "group_size", 1)
+    per_chunk = max(1, max_configurations // (conn * images))
+    if batch <= per_chunk:
+        return model.log_psi(sigma_p)
+    n_chunks = -(-batch // per_chunk)
+    pad = n_chunks * per_chunk - batch
+    # Padding repeats the first row (a valid configuration): no −inf or NaN from dummy rows.
+    padded = jnp.concatenate([sigma_p, jnp.broadcast_to(sigma_p[:1], (pad, *sigma_p.shape[1:]))])
+    out = jax.lax.map(model.log_psi, padded.reshape(n_chunks, per_chunk, *sigma_p.shape[1:]))
+    return out.reshape(n_chunks * per_chunk, conn)[:batch]
+
+
 def local_energies(
-    model: AbstractAutoregressiveModel,
+    model: Any,
     hamiltonian: Any,
     sigma: Real[Array, "batch sites"],
     log_psi: Inexact[Array, " batch"] | None = None,
     *,
     single_flip: bool | None = None,
+    max_configurations: int = 2**16,
 ) -> Inexact[Array, " batch"]:
     """E_loc(σ) = Σ_σ' H_σσ' ψ(σ')/ψ(σ) for a batch of spin configurations (jit-friendly).
 
     Args:
-        model: the wave function.
+        model: the wave function (anything with `log_psi`, e.g. a `Symmetrized` state).
         hamiltonian: a NetKet JAX operator on the same Hilbert space.
         sigma: spin configurations (values in `model.local_states`).
         log_psi: `model.log_psi(sigma)` if already computed.
         single_flip: the operator connects σ only to σ itself and single-spin flips (TFIM):
             evaluate ψ(σ') by propagating the flip through the network's receptive field
             (`log_psi_single_flips`, same values, ~N/R times less work). `None`: on for NetKet's
-            `IsingJax`. A violation is reported by `eqx.error_if` at run time.
+            `IsingJax` when the receptive field R is short enough to pay off (`flips_pay_off`).
+            A violation is reported by `eqx.error_if` at run time.
+        max_configurations: evaluate ψ on the connected configurations in chunks of at most
+            this many network passes (a `Symmetrized` state counts |G| per configuration), one
+            `lax.map` step each: bounded memory for large batches (e.g. 1024 samples × 33
+            connections × 16 group images), the same values.
 
     Returns:
         Local energies (complex for a complex ψ; real for a positive ψ and a real operator).
@@ -101,7 +172,11 @@ def local_energies(
     """
     if single_flip is None:
         # The receptive-field shortcut is specific to the 1D masked convolutions.
-        single_flip = isinstance(hamiltonian, nk.operator.IsingJax) and isinstance(model, ARConv1D)
+        single_flip = (
+            isinstance(hamiltonian, nk.operator.IsingJax)
+            and isinstance(model, ARConv1D)
+            and flips_pay_off(model)
+        )
     sigma_p, mels = hamiltonian.get_conn_padded(sigma)
     if single_flip:
         log_psi, log_psi_flips = log_psi_single_flips(model, sigma)
@@ -118,7 +193,7 @@ def local_energies(
     else:
         if log_psi is None:
             log_psi = model.log_psi(sigma)
-        log_psi_p = model.log_psi(sigma_p)
+        log_psi_p = _log_psi_chunked(model, sigma_p, max_configurations)
     ratio = jnp.exp(log_psi_p - log_psi[:, None])
     # A zero matrix element times an overflowing ratio must give 0, not NaN.
     terms = jnp.where(mels != 0, mels * jnp.where(mels != 0, ratio, 0), 0)
@@ -126,15 +201,22 @@ def local_energies(
 
 
 class VMCObjective(AbstractObjective):
-    """The variational energy ⟨H⟩ of an `ARConv1D` estimated from `n_samples` exact samples.
+    """The variational energy ⟨H⟩ of an exactly sampled wave function (`ARConv1D`, `ARConv2D`,
+    `FixedMagnetization`, `Symmetrized`) estimated from `n_samples` exact samples.
 
     `aux` holds the samples ("sigma", spin values), their local energies ("e_loc") and the
     metrics logged each step: the imaginary part of the energy for a complex ψ, and the number
     of non-finite local energies.
+
+    With `shard=True` (default) and several local devices dividing `n_samples`, the samples,
+    their local energies and per-sample gradients are split over the devices (a no-op on one
+    device); the means are all-reduced by XLA, so the update equals the unsharded one to
+    round-off (tested with 4 forced CPU devices).
     """
 
     hamiltonian: Any
     n_samples: int = eqx.field(static=True)
+    shard: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int):
@@ -142,9 +224,8 @@ class VMCObjective(AbstractObjective):
         if self.n_samples < 2:
             raise ValueError(f"`n_samples` must be >= 2 for an error bar, got {self.n_samples}.")
 
-    def value_and_grad(self, model: AbstractAutoregressiveModel, key: Any):
-        x, _ = sample(model, self.n_samples, key=key, shard=False)
-        sigma = model.to_spins(x)
+    def value_and_grad(self, model: Any, key: Any):
+        sigma = model.to_spins(draw_samples(model, self.n_samples, key=key, shard=self.shard))
         e_loc = local_energies(model, self.hamiltonian, sigma)
         stats = estimate(e_loc)
         delta = jax.lax.stop_gradient(e_loc - stats.mean)

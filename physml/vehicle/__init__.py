@@ -11,14 +11,24 @@ them all", CoRL 2024, appendix A.
 - the plant (CommonRoad `vehicle_dynamics_std` in JAX) with actuators and sensors, and the
   3-minute data: `DriftPlant`, `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`,
   `load_log`;
-- drift references (issue in progress): `Donut`, `FigureEight`, `TabulatedPath`, and the
-  model's steady drifts with their stability, `solve_equilibrium`;
+- drift references: `Donut`, `FigureEight`, `TabulatedPath` (with `pose` and `project` onto
+  path coordinates), the model's steady drifts with their stability, `solve_equilibrium`, and
+  the quasi-equilibrium reference along a path, `drift_reference` / `DriftReference`;
+- control: the real-time drift MPC `DriftMPC` (`MPCWeights`, `MPCState`, `MPCInfo`,
+  `stack_models` for posterior particles) and the closed loop on the plant, `simulate`
+  (`ClosedLoopResult`, `PoseSensor`, `drift_start`);
 - identification: `identify`, `make_model`, `trainable_spec`, `identify_bayes`; held-out
   metrics `rollout_rmse`, `format_rmse_table`.
 """
 
 from ._actuators import Actuators as Actuators
 from ._bayes import BayesResult as BayesResult, identify_bayes as identify_bayes
+from ._closed_loop import (
+    ClosedLoopResult as ClosedLoopResult,
+    PoseSensor as PoseSensor,
+    drift_start as drift_start,
+    simulate as simulate,
+)
 from ._collect import (
     MANOEUVRES as MANOEUVRES,
     DriftStabiliser as DriftStabiliser,
@@ -33,7 +43,12 @@ from ._data import (
     save_log as save_log,
     validate_log as validate_log,
 )
-from ._equilibria import Equilibrium as Equilibrium, solve_equilibrium as solve_equilibrium
+from ._equilibria import (
+    DriftReference as DriftReference,
+    Equilibrium as Equilibrium,
+    drift_reference as drift_reference,
+    solve_equilibrium as solve_equilibrium,
+)
 from ._identify import (
     TIRES as TIRES,
     IdentificationResult as IdentificationResult,
@@ -53,6 +68,13 @@ from ._model import (
     SingleTrackModel as SingleTrackModel,
     rollout_model as rollout_model,
     soft_floor as soft_floor,
+)
+from ._mpc import (
+    DriftMPC as DriftMPC,
+    MPCInfo as MPCInfo,
+    MPCState as MPCState,
+    MPCWeights as MPCWeights,
+    stack_models as stack_models,
 )
 from ._params import VehicleParams as VehicleParams
 from ._paths import (

@@ -5,8 +5,10 @@ a multi-step rollout loss over short windows of randomised length (≈ 20 steps 
 rolled out from the measured state under the logged controls, with the error of every state
 normalised by that state's standard deviation over the training data. The split into training
 and validation data is by time (the last `val_fraction` of the log), so the validation windows
-are never seen, not even overlapping; early stopping watches the validation loss. Fitting goes
-through `physml.kernels.fit`, the loop shared with variational Monte Carlo.
+are never seen, not even overlapping; early stopping watches the validation loss, on windows of
+`val_horizon` steps: longer ones (0.5-1 s) than the training windows let it see open-loop
+behaviour that 0.2-s windows miss (issue 5: a rear wheel speed that runs away over a second).
+Fitting goes through `physml.kernels.fit`, the loop shared with variational Monte Carlo.
 """
 
 from __future__ import annotations
@@ -59,15 +61,32 @@ def make_model(
     key: PRNGKeyArray,
     params: VehicleParams | None = None,
     speed_floor_mps: float = 0.5,
+    data: DriveLog | None = None,
 ) -> SingleTrackModel:
-    """A single-track model with a fresh tyre of kind `tire` on each axle."""
+    """A single-track model with a fresh tyre of kind `tire` on each axle.
+
+    With `data` (a `DriveLog`), the tyres start from a fit to the axle forces estimated from the
+    log (`_force_estimates.py`): Fiala and the magic formula from all their parameters (Fiala
+    from several starts), the ExpTanh curve (also the base of neural-ExpTanh, whose network
+    starts neutral) and the neural ODE's scalar parameters. The MLP keeps its random start.
+    Without `data`, the textbook defaults of each tyre.
+    """
     kf, kr = jax.random.split(key)
-    return SingleTrackModel(
-        VehicleParams() if params is None else params,
-        make_tire(tire, key=kf),
-        make_tire(tire, key=kr),
-        speed_floor_mps,
-    )
+    params = VehicleParams() if params is None else params
+    front, rear = make_tire(tire, key=kf), make_tire(tire, key=kr)
+    if data is not None:
+        from ._force_estimates import axle_force_estimates, fit_tires_to_forces
+
+        if not isinstance(data, DriveLog):
+            raise TypeError(f"`data` must be a DriveLog or None, got {type(data).__name__}.")
+        est = axle_force_estimates(data, params)
+        if tire == "neural_exptanh":
+            base_f, base_r = fit_tires_to_forces(front.base, rear.base, est)
+            front = eqx.tree_at(lambda t: t.base, front, base_f)
+            rear = eqx.tree_at(lambda t: t.base, rear, base_r)
+        elif tire != "mlp":
+            front, rear = fit_tires_to_forces(front, rear, est)
+    return SingleTrackModel(params, front, rear, speed_floor_mps)
 
 
 def params_from_plant(plant) -> VehicleParams:
@@ -164,9 +183,10 @@ class RolloutObjective(AbstractObjective):
 class IdentificationResult:
     """What `identify` returns: the fitted model and a report.
 
-    report keys: tire, train_loss (last step), val_loss (best, full-length windows),
-    best_step, steps, stop_reason, wall_time_s, n_params (trainable), n_train_windows,
-    n_val_windows, scale (per-state normalisation).
+    report keys: tire, train_loss (last step), val_loss (best, windows of `val_horizon`),
+    best_step, steps, stop_reason, wall_time_s, cpu_time_s (CPU time of the process, all
+    threads: on a shared machine a fairer measure than the wall time), n_params (trainable),
+    n_train_windows, n_val_windows, val_horizon [steps], scale (per-state normalisation).
     """
 
     model: SingleTrackModel
@@ -191,6 +211,7 @@ def identify(
     batch_size: int = 64,
     horizon: int = 20,
     min_horizon: int = 5,
+    val_horizon: int | None = None,
     val_fraction: float = 0.2,
     val_every: int = 50,
     patience: int = 500,
@@ -210,6 +231,9 @@ def identify(
             and the torque gain).
         optimizer: optax transform (default: Adam(learning_rate) after global-norm clipping 1).
         batch_size, horizon, min_horizon: windows per step and their length range [steps].
+        val_horizon: length of the validation windows [steps] (default `horizon`). Longer than
+            the training windows (e.g. 100 = 1 s) lets early stopping see open-loop behaviour
+            that short windows miss, such as a slowly diverging wheel speed (issue 5).
         val_fraction: last fraction of the log (by time) held out for validation.
         val_every, patience: validation period and early-stopping patience [steps].
         max_val_windows: number of evenly spaced full-length validation windows.
@@ -227,6 +251,9 @@ def identify(
         raise ValueError(f"`val_fraction` must lie in (0, 1), got {val_fraction!r}.")
     if not 1 <= min_horizon <= horizon:
         raise ValueError(f"need 1 <= min_horizon <= horizon, got {min_horizon}, {horizon}.")
+    val_horizon = horizon if val_horizon is None else val_horizon
+    if not (isinstance(val_horizon, int) and val_horizon >= 1):
+        raise ValueError(f"`val_horizon` must be a positive integer, got {val_horizon!r}.")
     dts = np.diff(data.time_s)
     dt = float(np.median(dts))
     if not np.allclose(dts, dt, rtol=1e-6, atol=1e-9):
@@ -237,11 +264,12 @@ def identify(
     n = data.n_samples
     n_train = round(n * (1.0 - val_fraction))
     train = window_starts(data.flags, 0, n_train, horizon)
-    val = window_starts(data.flags, n_train, n, horizon)
+    val = window_starts(data.flags, n_train, n, val_horizon)
     if train.size < batch_size or val.size < 1:
         raise ValueError(
-            f"not enough unflagged data: {train.size} training and {val.size} validation windows "
-            f"of {horizon} steps (need >= batch_size = {batch_size} and >= 1)."
+            f"not enough unflagged data: {train.size} training windows of {horizon} steps and "
+            f"{val.size} validation windows of {val_horizon} steps (need >= batch_size = "
+            f"{batch_size} and >= 1)."
         )
     val = val[np.linspace(0, val.size - 1, min(max_val_windows, val.size)).astype(int)]
     states = jnp.asarray(data.state, float)
@@ -258,10 +286,11 @@ def identify(
         batch_size,
         substeps,
     )
+    val_objective = dataclasses.replace(objective, horizon=val_horizon, min_horizon=val_horizon)
     val_starts = jnp.asarray(val)
-    val_lengths = jnp.full(val.shape, horizon)
+    val_lengths = jnp.full(val.shape, val_horizon)
     val_loss = eqx.filter_jit(
-        lambda m: jnp.mean(objective.window_losses(m, val_starts, val_lengths))
+        lambda m: jnp.mean(val_objective.window_losses(m, val_starts, val_lengths))
     )
     stopper = EarlyStopping(
         lambda step, rec, m: float(val_loss(m)),
@@ -273,7 +302,7 @@ def identify(
     spec = trainable_spec(model) if trainable is None else trainable
     if optimizer is None:
         optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     result = fit(
         objective,
         model,
@@ -294,9 +323,11 @@ def identify(
         "steps": result.n_steps,
         "stop_reason": result.stop_reason,
         "wall_time_s": time.perf_counter() - start,
+        "cpu_time_s": time.process_time() - start_cpu,
         "n_params": _count(model, spec),
         "n_train_windows": int(train.size),
         "n_val_windows": int(val.size),
+        "val_horizon": val_horizon,
         "scale": np.asarray(scale).tolist(),
     }
     return IdentificationResult(fitted, report, result.history)

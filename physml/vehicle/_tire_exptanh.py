@@ -8,9 +8,22 @@ one extremum on each side of c5: for z > max(c5, 0), E' ∝ c4 sech²(u) − c3 
 u = c4 (z − c5) and sech²/tanh decreasing, so E' changes sign at most once; on the other side the
 same argument with tanh < 0.
 
-Front axle: F_y = −F_z E(tan α). Rear axle (combined slip): the magnitude of the force is
-F_z E(ρ) with ρ = sqrt(tan²α + c0 σ²) and the direction is the learned unit vector
+Front axle: F_y = −F_z E(tan α). Rear axle (combined slip, CoRL 2024 eq. 14): the magnitude of
+the force is F_z M(ρ) with ρ = sqrt(tan²α + c0 σ²) and the direction is the learned unit vector
 (−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0), d = softplus(d̂). Coefficients are per unit load.
+
+The magnitude is the ExpTanh curve on ρ ≥ 0 written so that it is a magnitude for every
+parameter value (issue 5: with E itself, c1 ≤ 0 or c5 > 0 give a force that vanishes or pushes
+the wheel at large or small slip, and the identified rear wheel ran away open loop):
+
+    M(ρ) = |c2| tanh(c4 ρ) (λ + (1 − λ) e^{−c3 ρ}),   λ = λ_min + (1 − λ_min) sigmoid(c1),
+
+c5 unused. M(0) = 0, M ≥ 0, M'(0) = |c2| c4 > 0, M ≤ |c2|, and M(ρ) → λ |c2| ≥ λ_min |c2| as
+ρ → ∞ (the sliding force is at least `SLIDE_MIN` of the peak scale). Hence at α = 0,
+F_x = F_z M(√c0 |σ|) sgn σ: F_x σ ≥ 0, the force opposing wheel spin grows linearly from σ = 0
+(slope F_z |c2| c4 √c0) and never falls below F_z λ_min |c2| tanh(·) under spin. The free wheel
+(ω̇_r = (k τ − R F_x) / I_w, τ = 0) is therefore stable for every parameter value, and a driven
+wheel can only spin up under a torque beyond the sliding force, as a real one does.
 """
 
 from __future__ import annotations
@@ -44,10 +57,22 @@ def _constrain(raw: Float[Array, "5"]) -> Float[Array, "5"]:
     return raw.at[2].set(softplus(raw[2])).at[3].set(softplus(raw[3]))
 
 
+#: Least sliding force of the rear (combined-slip) magnitude, as a fraction of |c2| (λ_min).
+SLIDE_MIN = 0.3
+
+
+def slip_magnitude(rho: Array, c: Float[Array, "5"]) -> Array:
+    """M(ρ) = |c2| tanh(c4 ρ) (λ + (1 − λ) e^{−c3 ρ}), ρ ≥ 0, with constrained c (module
+    docstring): zero at ρ = 0, non-negative, sliding level λ |c2| ≥ `SLIDE_MIN` |c2|."""
+    lam = SLIDE_MIN + (1.0 - SLIDE_MIN) * jax.nn.sigmoid(c[0])
+    decay = lam + (1.0 - lam) * jnp.exp(-c[2] * rho)
+    return jnp.abs(c[1]) * jnp.tanh(c[3] * rho) * decay
+
+
 def _combined(coeffs, c0, d, slip_angle, slip_ratio, normal_load):
     tan_a = jnp.tan(slip_angle)
     sigma = jnp.asarray(slip_ratio, float)
-    magnitude = normal_load * exptanh(smooth_norm(tan_a, jnp.sqrt(c0) * sigma), coeffs)
+    magnitude = normal_load * slip_magnitude(smooth_norm(tan_a, jnp.sqrt(c0) * sigma), coeffs)
     norm = smooth_norm(tan_a, d * sigma)
     return -magnitude * tan_a / norm, magnitude * d * sigma / norm
 
@@ -58,7 +83,11 @@ def _default_raw() -> Array:
 
 
 class ExpTanh(AbstractTireModel):
-    """ExpTanh tyre (per axle). `raw` holds (c1, c2, ĉ3, ĉ4, c5); bound F_z (|c1| + |c2|)."""
+    """ExpTanh tyre (per axle). `raw` holds (c1, c2, ĉ3, ĉ4, c5); bound F_z (|c1| + |c2|).
+
+    `lateral` is −F_z E(tan α); `combined` uses the magnitude M(ρ) of the module docstring (c1 is
+    the logit of its sliding level there, c5 is unused).
+    """
 
     raw: Float[Array, "5"] = eqx.field(default_factory=_default_raw, converter=_f)
     raw_c0: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=_f)
@@ -88,16 +117,21 @@ class ExpTanh(AbstractTireModel):
         return normal_load * (jnp.abs(self.raw[0]) + jnp.abs(self.raw[1]))
 
 
-#: Scales of the state features (r [rad/s], V [m/s], β [rad], ω_r [rad/s]) fed to the MLP.
-FEATURE_SCALE = (1.0, 10.0, 0.5, 30.0)
+#: Centre and scale of the state features (r [rad/s], V [m/s], β [rad], ω_r [rad/s]) fed to the
+#: MLP: (x − centre) / scale is O(1) and centred over drift driving (8–17 m/s, ω_r ≈ V / R with
+#: R ≈ 0.35 m plus wheel spin), so that the tanh units start in their linear range.
+FEATURE_CENTER = (0.0, 11.0, 0.0, 35.0)
+FEATURE_SCALE = (1.0, 4.0, 0.5, 15.0)
 
 
 class NeuralExpTanh(AbstractTireModel):
     """ExpTanh whose coefficients depend on the vehicle state through a small MLP.
 
-    raw(x) = base.raw + Δ ⊙ tanh(MLP(x / FEATURE_SCALE)), x = (r, V, β, ω_r); the last layer is
-    initialised at zero so the tyre starts as `base`. Every structural property of ExpTanh holds
-    at every state (c3, c4 ≥ 0 still come from softplus); the bound over all states is
+    raw(x) = base.raw + Δ ⊙ tanh(MLP((x − FEATURE_CENTER) / FEATURE_SCALE)), x = (r, V, β, ω_r);
+    the last layer is initialised at zero so the tyre starts as `base`. Every structural property
+    of ExpTanh holds at every state (c3, c4 ≥ 0 still come from softplus; the rear magnitude
+    M(ρ) opposes wheel spin with a sliding level ≥ `SLIDE_MIN` |c2| whatever the network
+    outputs, so the network cannot make the free wheel unstable); the bound over all states is
     F_z (|c1| + |c2| + Δ1 + Δ2).
     """
 
@@ -128,7 +162,9 @@ class NeuralExpTanh(AbstractTireModel):
         self.max_delta = tuple(float(m) for m in max_delta)
 
     def coefficients(self, features: Features) -> Float[Array, "5"]:
-        x = jnp.asarray(features, float) / jnp.asarray(FEATURE_SCALE)
+        x = (jnp.asarray(features, float) - jnp.asarray(FEATURE_CENTER)) / jnp.asarray(
+            FEATURE_SCALE
+        )
         delta = jnp.asarray(self.max_delta) * jnp.tanh(self.net(x))
         return _constrain(self.base.raw + delta)
 

@@ -5,9 +5,22 @@ drifting by Goh & Gerdes and by Djeumou et al. (ICRA 2023, CoRL 2024) as the phy
     z = tan α,  tan α_sl = 3 F_max / C_α,
     |α| < α_sl:  F_y = −C_α z + C_α²/(3 F_max) |z| z − C_α³/(27 F_max²) z³,
     else:        F_y = −F_max sgn α,
-with F_max = μ F_z for a free-rolling axle and F_max = sqrt((μ F_z)² − F_x²) on the driven axle
-(friction circle). The longitudinal force of the driven axle is the same brush law in the slip
-ratio, F_x = +C_σ σ − ..., saturating at μ F_z.
+with F_max = μ F_z for a free-rolling axle. Two couplings of the driven (rear) axle's combined
+slip, chosen by the static field `coupling`:
+
+- "slip_vector" (default): the brush law applied to the stiffness-weighted slip magnitude,
+  φ = sqrt((C_σ σ)² + (C_α tan α)²) [N], with the force along the weighted slip vector:
+      |F| = φ − φ²/(3 μF_z) + φ³/(27 (μF_z)²)  (φ < 3 μF_z, else μF_z),
+      F_x = |F| C_σ σ / φ,  F_y = −|F| C_α tan α / φ,
+  the combined-slip brush model of Pacejka, "Tire and Vehicle Dynamics", 3rd ed. (2012),
+  Sec. 3.2.3, written with the practical slips (σ, tan α) instead of the theoretical ones. It
+  reduces to the pure-slip laws at σ = 0 and at α = 0, and a sliding wheel keeps a lateral force
+  in proportion to its lateral slip, as the plant's magic-formula tyre does.
+- "friction_circle": F_x is the brush law in σ, saturating at μF_z, and the lateral law is
+  derated to F_max = sqrt((μF_z)² − F_x²) (as in Goh & Gerdes and Djeumou et al., ICRA 2023,
+  where F_x is a commanded input). Under wheel spin F_x reaches μF_z and the lateral force
+  vanishes whatever the slip angle, which makes a drift unreachable for a physical μ: with
+  spinning wheels in the data, identification then drives μ towards 0.2 (issue 5).
 
 Stiffnesses are per unit normal load (C_α = c_alpha · F_z) so that all parameters are O(1..10)
 and learn at one rate.
@@ -19,11 +32,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._tire_base import AbstractTireModel, Features, Scalar
+from ._tire_base import AbstractTireModel, Features, Scalar, smooth_norm
 
 #: Fraction of μF_z that the friction circle always leaves to the lateral force, so that
 #: F_max > 0 and sqrt stays differentiable when |F_x| reaches μF_z.
 _CIRCLE_FLOOR = 1e-3
+#: The couplings of combined slip on the driven axle (module docstring).
+COUPLINGS = ("slip_vector", "friction_circle")
 
 
 def _f(x) -> Array:
@@ -48,12 +63,18 @@ class Fiala(AbstractTireModel):
         mu: friction coefficient μ [-].
         c_alpha: cornering stiffness per unit load C_α / F_z [1/rad].
         c_sigma: longitudinal slip stiffness per unit load C_σ / F_z [-].
+        coupling: "slip_vector" (default) or "friction_circle" (module docstring).
     Bound: |F| ≤ μ F_z (lateral and combined).
     """
 
     mu: Float[Array, ""] = eqx.field(default=1.0, converter=_f)
     c_alpha: Float[Array, ""] = eqx.field(default=12.0, converter=_f)
     c_sigma: Float[Array, ""] = eqx.field(default=15.0, converter=_f)
+    coupling: str = eqx.field(static=True, default="slip_vector")
+
+    def __check_init__(self):
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"`coupling` must be one of {COUPLINGS}, got {self.coupling!r}.")
 
     def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
         f_max = jnp.abs(self.mu) * normal_load
@@ -63,6 +84,14 @@ class Fiala(AbstractTireModel):
         self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
     ) -> tuple[Array, Array]:
         mu_fz = jnp.abs(self.mu) * normal_load
+        if self.coupling == "slip_vector":
+            # per unit load: φ/F_z = sqrt((c_σ σ)² + (c_α tan α)²), |F|/F_z = brush(−φ/F_z)
+            # with unit stiffness and peak μ.
+            phi_x = jnp.abs(self.c_sigma) * jnp.asarray(slip_ratio, float)
+            phi_y = jnp.abs(self.c_alpha) * jnp.tan(slip_angle)
+            phi = smooth_norm(phi_x, phi_y)
+            magnitude = normal_load * brush(-phi, jnp.ones_like(phi), jnp.abs(self.mu))
+            return -magnitude * phi_y / phi, magnitude * phi_x / phi
         # The brush law gives a force opposing its argument; a drive slip σ > 0 pushes forward.
         fx = brush(-jnp.asarray(slip_ratio, float), jnp.abs(self.c_sigma) * normal_load, mu_fz)
         fx = jnp.clip(fx, -(1 - _CIRCLE_FLOOR) * mu_fz, (1 - _CIRCLE_FLOOR) * mu_fz)

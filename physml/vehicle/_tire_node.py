@@ -27,12 +27,13 @@ Speed: the ODE does not depend on the query, only on the parameters. `prepare()`
 with diffrax (Tsit5, fixed steps on a grid aligned with u_i so the switch of the right-hand side
 falls on a step boundary) on [0, u_i] and [u_i, u_i + span], storing G and G' at the nodes (the
 relaxation in log form, G' = G'(u_i) e^{−q}, q' = k e^{h₁}, which is not stiff however fast the
-learned decay); a query
+learned decay; G = G(u_i) + G'(u_i) I with I' = e^{−q} does not depend on the rise, so both
+segments are one 4-dimensional system and one solve); a query
 is then an interpolation (see `TabulatedCurve`: exact values at the nodes) and,
 beyond the grid, the closed-form tail of the relaxation ODE with h₁ frozen at the last node (the NN
 input is clipped there, so the tail is the exact ODE solution). One solve per parameter set, not
-per force evaluation: a 20-step rollout of the vehicle costs two small ODE solves, and gradients
-flow through the solve.
+per force evaluation: a 20-step rollout of the vehicle costs one small ODE solve per axle, and
+gradients flow through the solve.
 """
 
 from __future__ import annotations
@@ -109,24 +110,26 @@ def _h(net, u, log_range):
     return log_range * jnp.tanh(net(jnp.reshape(u, (1,))))
 
 
-def _rise(t, y, args):  # t in [0, 1] ↦ u = t u_i
-    (net, slope, u_i, s, *_), log_range = args
-    d2 = -(slope / u_i + s * jnp.exp(_h(net, t * u_i, log_range)[0]))
-    return (y[1] * u_i, d2 * u_i)
-
-
-def _relax(t, y, args):  # t in [0, 1] ↦ u = u_i + t span; y = (G, q), G' = G'(u_i) e^{-q}
-    (net, _, u_i, _, k, span, p_i), log_range = args
-    rate = k * jnp.exp(_h(net, u_i + t * span, log_range)[1])
-    return (p_i * jnp.exp(-y[1]) * span, rate * span)
+def _field(t, y, args):
+    """Both segments as one system on t ∈ [0, 1]: the rise (G, G') at u = t u_i and the
+    relaxation's (I, q) at u = u_i + t span, with q' = k e^{h₁} and I' = e^{−q}, so that
+    G = G(u_i) + G'(u_i) I there. The relaxation in this form does not depend on the rise, so
+    one solve serves both (the rise's end values only scale and shift I)."""
+    (net, slope, u_i, s, k, span), log_range = args
+    u = jnp.stack([t * u_i, u_i + t * span])
+    h = log_range * jnp.tanh(jax.vmap(lambda x: net(jnp.reshape(x, (1,))))(u))
+    _, p, _, q = y
+    d2 = -(slope / u_i + s * jnp.exp(h[0, 0]))
+    return (p * u_i, d2 * u_i, jnp.exp(-q) * span, k * jnp.exp(h[1, 1]) * span)
 
 
 @eqx.filter_jit
-def _integrate(field, y0, args, n, log_range):
-    # Module-level fields and one jitted entry: repeated solves (and new parameter values) reuse
-    # one compilation instead of retracing diffrax for every new closure.
+def _integrate(y0, args, n, log_range):
+    # Module-level field and one jitted entry: repeated solves (and new parameter values) reuse
+    # one compilation instead of retracing diffrax for every new closure. Fixed steps: the
+    # reverse pass keeps every step (checkpoints = steps) instead of recomputing forward.
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
+        diffrax.ODETerm(_field),
         diffrax.Tsit5(),
         0.0,
         1.0,
@@ -135,6 +138,7 @@ def _integrate(field, y0, args, n, log_range):
         (args, log_range),
         saveat=diffrax.SaveAt(ts=jnp.linspace(0.0, 1.0, n + 1)),
         stepsize_controller=diffrax.ConstantStepSize(),
+        adjoint=diffrax.RecursiveCheckpointAdjoint(checkpoints=n + 1),
         max_steps=n + 1,
     )
     return sol.ys
@@ -209,13 +213,9 @@ class NeuralODETire(AbstractTireModel):
         n = self.n_nodes
 
         zero = jnp.zeros((), slope.dtype)
-        args = (self.net, slope, u_i, s, k, span)  # _rise ignores a trailing p_i
-        g_a, p_a = _integrate(_rise, (zero, slope), args, n, self.log_range)
-        # Relaxation in log form, G' = G'(u_i) e^{-q}, q' = k e^{h1}: the linear decay
-        # G'' = -k e^{h1} G' is stiff for fast learned rates (a fixed explicit step would
-        # oscillate), its log form has a state-independent right-hand side and cannot.
-        args_b = (*args, p_a[-1])
-        g_b, q_b = _integrate(_relax, (g_a[-1], zero), args_b, n, self.log_range)
+        args = (self.net, slope, u_i, s, k, span)
+        g_a, p_a, i_b, q_b = _integrate((zero, slope, zero, zero), args, n, self.log_range)
+        g_b = g_a[-1] + p_a[-1] * i_b
         rate_end = k * jnp.exp(self._h(u_i + span)[1])
         return TabulatedCurve(u_i, span, g_a, p_a, g_b, q_b, rate_end)
 

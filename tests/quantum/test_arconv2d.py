@@ -1,6 +1,8 @@
 """ARConv2D: receptive field (raster order, no blind spot), normalisation, cached == plain,
 exact sampling, conventions and input checks."""
 
+import warnings
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -20,15 +22,18 @@ SHAPES = [(1, 3), (2, 2), (2, 3), (3, 2), (3, 3), (3, 4), (4, 3)]
 
 
 def _model(shape, layers, features, kernel, positive, seed, scale=1.0):
-    """A model with O(1) random parameters everywhere (not near the uniform initial state)."""
-    m = ARConv2D(
-        shape,
-        layers=layers,
-        features=features,
-        kernel_size=kernel,
-        positive=positive,
-        key=jax.random.key(seed),
-    )
+    """A model with O(1) random parameters everywhere (not near the uniform initial state).
+    Shallow nets are built on purpose here: their "incomplete field" warning is silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        m = ARConv2D(
+            shape,
+            layers=layers,
+            features=features,
+            kernel_size=kernel,
+            positive=positive,
+            key=jax.random.key(seed),
+        )
     return perturbed(m, seed + 1, scale)
 
 
@@ -104,6 +109,34 @@ def test_no_blind_spot_deep_enough_net_sees_every_earlier_site(shape, kernel, ex
     assert m.covers_lattice
     grad = _dependence(m, _configuration(data, m.n_sites))
     np.testing.assert_array_equal(grad != 0, np.tril(np.ones((m.n_sites,) * 2, bool), k=-1))
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (6, 6), (10, 10), (12, 12), (3, 8), (8, 3)])
+def test_default_depth_covers_the_benchmark_lattices(shape):
+    """The default depth (layers=None) sees every earlier site on the lattices of
+    benchmarks/quantum_2d*.py; checked structurally and, up to 6×6, by the gradient itself."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the default never warns
+        m = ARConv2D(shape, features=2, key=jax.random.key(0))
+    assert m.covers_lattice
+    assert m.layers == max(3, shape[1] - 1, shape[0] - 2)
+    n = m.n_sites
+    np.testing.assert_array_equal(m.receptive_field(), np.tril(np.ones((n, n), bool), k=-1))
+    if n <= 36:
+        m = perturbed(m, 1)
+        x = jax.random.bernoulli(jax.random.key(2), 0.5, (n,)).astype(jnp.int32)
+        np.testing.assert_array_equal(_dependence(m, x) != 0, np.tril(np.ones((n, n), bool), k=-1))
+
+
+def test_explicit_shallow_depth_warns():
+    """layers=2, kernel 3 on 6×6 reaches 2 columns: the constructor says which depth is needed;
+    a covering explicit depth is silent."""
+    with pytest.warns(UserWarning, match="layers >= 5"):
+        ARConv2D((6, 6), layers=2, key=jax.random.key(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ARConv2D((6, 6), layers=5, key=jax.random.key(0))
+        ARConv2D((6, 6), layers=3, kernel_size=5, key=jax.random.key(0))
 
 
 def test_shallow_net_has_a_bounded_field():
@@ -239,3 +272,13 @@ def test_lattice_size_mismatch_is_reported():
         m.log_psi(jnp.ones((5, 7)))
     with pytest.raises(ValueError, match="2×3 lattice"):
         m.conditionals(jnp.zeros(4, jnp.int32))
+
+
+@given(arch=architectures)
+@settings(max_examples=4)
+def test_per_sample_matmul_path_equals_conv_path(arch):
+    """`log_psi(..., per_sample=True)` (matmul convolutions, used by SR under vmap) gives the
+    same values as the XLA convolution path, to float64 round-off."""
+    m = _build(arch)
+    s = m.to_spins(jax.random.bernoulli(jax.random.key(3), 0.5, (8, m.n_sites)).astype(jnp.int32))
+    np.testing.assert_allclose(m.log_psi(s, per_sample=True), m.log_psi(s), rtol=1e-12, atol=1e-12)

@@ -4,6 +4,8 @@ import argparse
 import json
 import math
 
+import pytest
+
 from physml.quantum._cli import add_parser, demo, run_ground_state
 
 
@@ -50,3 +52,56 @@ def test_demo_returns_numbers():
     assert set(out) == {"energy", "error", "exact", "relative_error"}
     assert all(math.isfinite(v) for v in out.values())
     assert math.isclose(out["relative_error"], abs(out["energy"] - out["exact"]) / -out["exact"])
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["ground-state", *argv])
+
+
+def test_square_lattice_heisenberg_sz0_symmetrised(tmp_path, capsys):
+    """2×2 open Heisenberg, Sᶻ = 0, D4 × spin flip: runs, reports the exact energy and writes
+    the result."""
+    args = _parse(
+        "--model heisenberg --lattice square --L 2 --obc --sz0 --symmetry d4+spin-flip "
+        f"--steps 2 --samples 32 --features 2 --out {tmp_path}".split()
+    )
+    assert args.symmetry == ("d4", "spin-flip") and args.boundary == "open"
+    summary = run_ground_state(args)
+    assert "relative error" in capsys.readouterr().out
+    # 2×2 open = 4-site ring: E₀ = −2 (spin-1/2 units, J Σ S·S) = −8 in Pauli units.
+    assert math.isclose(summary["exact"], -8.0, rel_tol=1e-10)
+    data = json.loads((tmp_path / "heisenberg_L2_open.json").read_text())
+    assert len(data["history"]) == 2
+
+
+def test_square_lattice_tfim_periodic_translations(tmp_path):
+    args = _parse(
+        "--lattice square --L 3 --pbc --h 3 --symmetry translations+d4 --steps 1 "
+        f"--samples 16 --features 2 --out {tmp_path}".split()
+    )
+    summary = run_ground_state(args)
+    assert summary["n_sites"] == 9 and math.isfinite(summary["energy"])
+    assert (tmp_path / "tfim_L3_periodic_h3.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "argv, error, match",
+    [
+        ("--lattice square --L 2 --obc --sz0 --steps 1", ValueError, "Heisenberg"),
+        ("--symmetry d4 --sites 6 --steps 1", ValueError, "--lattice square"),
+        ("--model heisenberg --lattice square --L 2 --pbc --steps 1", ValueError, "at least 3"),
+    ],
+)
+def test_invalid_2d_arguments_are_reported(tmp_path, argv, error, match):
+    args = _parse([*argv.split(), "--out", str(tmp_path)])
+    with pytest.raises(error, match=match):
+        run_ground_state(args)
+
+
+@pytest.mark.parametrize("bad", ["d8", "translations", "none+d4"])
+def test_invalid_symmetry_is_a_usage_error(bad, capsys):
+    with pytest.raises(SystemExit):
+        _parse(["--symmetry", bad])
+    assert "invalid symmetry" in capsys.readouterr().err

@@ -134,3 +134,72 @@ def test_bad_input_is_reported(fiala_model):
         solve_equilibrium(
             fiala_model, np.radians(-30.0), speed_mps=10.0, torque_limits_nm=(-50.0, 350.0)
         )
+
+
+def _offset_pose(path, s, e, dphi):
+    """World position e to the left of the path point at s, moving at course θ(s) + Δφ."""
+    x, y, theta = (float(v) for v in path.pose(s))
+    return x - e * np.sin(theta), y + e * np.cos(theta), theta + dphi
+
+
+@given(
+    st.floats(0.0, 200.0),
+    st.floats(-1.5, 1.5),
+    st.floats(-0.5, 0.5),
+    st.sampled_from(["donut_left", "donut_right", "figure_eight"]),
+)
+def test_projection_round_trip(s, e, dphi, kind):
+    path = {
+        "donut_left": Donut(11.0, 0.5, 1),
+        "donut_right": Donut(11.0, 0.5, -1),
+        "figure_eight": FigureEight(11.0, 0.5),
+    }[kind]
+    x, y, course = _offset_pose(path, s, e, dphi)
+    # A guess within a few metres of the true arc length, as a closed loop has.
+    got = np.asarray(path.project(x, y, course, s + 2.0))
+    np.testing.assert_allclose(got, [e, dphi, s], atol=1e-9 * max(1.0, s))
+
+
+def test_tabulated_projection_round_trip():
+    # A closed circle of radius 10 m as a table: projection by local search + tangent offset.
+    n = 201
+    length = 2 * np.pi * 10.0
+    path = TabulatedPath(np.linspace(0, length, n), np.full(n, 0.1), np.full(n, -0.4), closed=True)
+    circle = Donut(10.0, 0.4)
+    for s, e, dphi in [(3.0, 0.3, 0.1), (40.0, -0.5, -0.2), (61.0, 0.1, 0.0)]:
+        x, y, course = _offset_pose(circle, s, e, dphi)
+        got = np.asarray(path.project(x, y, course, s - 1.0))
+        # First order in the distance to the nearest table point (≤ 0.4 m apart here).
+        np.testing.assert_allclose(got, [e, dphi, s], atol=2e-2)
+        np.testing.assert_allclose(path.pose(s), circle.pose(s), atol=1e-3)
+
+
+def test_drift_reference_donut_and_mirrored_figure_eight(fiala_model):
+    from physml.vehicle._equilibria import drift_reference
+
+    donut = drift_reference(fiala_model, Donut(11.0, np.radians(30.0)))
+    y, u = donut.at(123.0)
+    eq = solve_equilibrium(fiala_model, np.radians(-30.0), curvature_per_m=1 / 11.0)
+    np.testing.assert_allclose(y, eq.state, rtol=1e-8)
+    np.testing.assert_allclose(u, eq.control, rtol=1e-8)
+    path = FigureEight(11.0, np.radians(30.0))
+    ref = drift_reference(fiala_model, path, ds_m=1.0)
+    half = path.length_m / 2
+    # Deep in each circle, away from the blend, where the table is constant along s.
+    s = np.array([17.0, half / 2, 50.0])
+    y_left, u_left = (np.stack(a) for a in zip(*[ref.at(si) for si in s], strict=True))
+    y_right, u_right = (np.stack(a) for a in zip(*[ref.at(si + half) for si in s], strict=True))
+    # The right circle is the mirror image of the left: r, β, δ change sign.
+    np.testing.assert_allclose(y_right, y_left * [-1, 1, -1, 1], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(u_right, u_left * [-1, 1], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(y_left[:, 2], path.sideslip(s), atol=1e-9)
+
+
+def test_drift_reference_reports_where_the_path_cannot_be_held(fiala_model):
+    from physml.vehicle._equilibria import drift_reference
+
+    with pytest.raises(ValueError, match=r"s = 0\.00 m .*cannot hold this drift"):
+        drift_reference(fiala_model, Donut(11.0, np.radians(30.0)), torque_limits_nm=(0.0, 100.0))
+    straight = TabulatedPath([0.0, 10.0, 20.0], [0.1, 0.0, 0.1], [-0.4, -0.4, -0.4])
+    with pytest.raises(ValueError, match=r"straight at s = 10\.00 m"):
+        drift_reference(fiala_model, straight, ds_m=10.0)

@@ -13,7 +13,7 @@ from hypothesis import given, strategies as st
 
 from physml.vehicle._tire_base import AbstractTireModel
 from physml.vehicle._tire_exptanh import ExpTanh, NeuralExpTanh
-from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._tire_fiala import Fiala, brush
 from physml.vehicle._tire_magic import MagicFormula
 from physml.vehicle._tire_mlp import MLPTire
 from physml.vehicle._tire_node import NeuralODETire
@@ -41,7 +41,7 @@ def test_fiala_matches_hand_computed(alpha):
 
 @pytest.mark.parametrize(("alpha", "sigma"), [(0.05, 0.05), (-0.1, 0.02), (0.02, -0.1), (0.2, 0.5)])
 def test_fiala_friction_circle_matches_hand_computed(alpha, sigma):
-    tire = Fiala(mu=0.9, c_alpha=10.0, c_sigma=15.0)
+    tire = Fiala(mu=0.9, c_alpha=10.0, c_sigma=15.0, coupling="friction_circle")
     mu_fz, c_s = 0.9 * FZ, 15.0 * FZ
     if abs(sigma) >= 3 * mu_fz / c_s:
         fx = mu_fz * math.copysign(1.0, sigma)
@@ -57,6 +57,45 @@ def test_fiala_friction_circle_matches_hand_computed(alpha, sigma):
     assert float(got_fx) == pytest.approx(fx, rel=1e-12)
     assert float(got_fy) == pytest.approx(fy, rel=1e-12)
     assert math.hypot(float(got_fx), float(got_fy)) <= mu_fz * (1 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "sigma"), [(0.05, 0.05), (-0.1, 0.02), (0.02, -0.1), (0.2, 0.5), (0.5, 1.5)]
+)
+def test_fiala_slip_vector_matches_hand_computed(alpha, sigma):
+    tire = Fiala(mu=0.9, c_alpha=10.0, c_sigma=15.0)
+    mu_fz = 0.9 * FZ
+    phi_x, phi_y = 15.0 * FZ * sigma, 10.0 * FZ * math.tan(alpha)
+    phi = math.hypot(phi_x, phi_y)
+    if phi >= 3 * mu_fz:
+        mag = mu_fz
+    else:
+        mag = phi - phi**2 / (3 * mu_fz) + phi**3 / (27 * mu_fz**2)
+    got_fy, got_fx = tire.combined(alpha, sigma, FZ, ZEROS)
+    # sqrt(φ² + ε²) per unit load, ε = 1e-4: relative error ~ (ε/φ)² / 2 < 1e-5 here
+    assert float(got_fx) == pytest.approx(mag * phi_x / phi, rel=1e-5)
+    assert float(got_fy) == pytest.approx(-mag * phi_y / phi, rel=1e-5)
+    assert math.hypot(float(got_fx), float(got_fy)) <= mu_fz * (1 + 1e-12)
+
+
+@given(alpha=st.floats(-0.6, 0.6), sigma=st.floats(-0.5, 3.0))
+def test_fiala_slip_vector_reduces_to_pure_slip_and_keeps_lateral_force_under_spin(alpha, sigma):
+    tire = Fiala(mu=1.0, c_alpha=12.0, c_sigma=15.0)
+    fy, _ = tire.combined(alpha, 0.0, FZ, ZEROS)
+    assert float(fy) == pytest.approx(float(tire.lateral(alpha, FZ, ZEROS)), rel=1e-6, abs=1e-3)
+    _, fx = tire.combined(0.0, sigma, FZ, ZEROS)
+    fx_pure = float(brush(jnp.asarray(-sigma), jnp.asarray(15.0 * FZ), jnp.asarray(FZ)))
+    assert float(fx) == pytest.approx(fx_pure, rel=1e-6, abs=1e-3)
+    # Under wheel spin a slip angle still gives a lateral force in proportion to the lateral
+    # share of the weighted slip (the friction circle coupling gives ~0 there).
+    fy, fx = tire.combined(0.3, 1.0, FZ, ZEROS)
+    share = 12.0 * math.tan(0.3) / math.hypot(12.0 * math.tan(0.3), 15.0)
+    assert float(fy) == pytest.approx(-FZ * share, rel=1e-6)
+
+
+def test_fiala_rejects_unknown_coupling():
+    with pytest.raises(ValueError, match="coupling"):
+        Fiala(coupling="ellipse")
 
 
 def _mf_by_hand(x, b, c, d, e):
@@ -77,16 +116,39 @@ def test_magic_formula_matches_hand_computed(alpha, sigma):
         c_ykappa=1.1,
         b_xalpha=7.0,
         c_xalpha=1.05,
+        b_ykappa_alpha=8.0,
+        b_xalpha_sigma=12.0,
     )
     d = 1.1 * FZ
     fy0 = -_mf_by_hand(alpha, 10.0, 1.3, d, -0.6)
     fx0 = _mf_by_hand(sigma, 12.0, 1.65, d, 0.1)
-    g_yk = math.cos(1.1 * math.atan(5.0 * sigma))
-    g_xa = math.cos(1.05 * math.atan(7.0 * alpha))
+    b_yk = 5.0 * math.cos(math.atan(8.0 * alpha))  # Pacejka (2012) Sec. 4.3.2, r_By1, r_By2
+    b_xa = 7.0 * math.cos(math.atan(12.0 * sigma))  # r_Bx1, r_Bx2
+    g_yk = math.cos(1.1 * math.atan(b_yk * sigma))
+    g_xa = math.cos(1.05 * math.atan(b_xa * alpha))
     assert float(tire.lateral(alpha, FZ, ZEROS)) == pytest.approx(fy0, rel=1e-12, abs=1e-9)
     fy, fx = tire.combined(alpha, sigma, FZ, ZEROS)
     assert float(fy) == pytest.approx(g_yk * fy0, rel=1e-12, abs=1e-9)
     assert float(fx) == pytest.approx(g_xa * fx0, rel=1e-12, abs=1e-9)
+
+
+@given(alpha=st.floats(0.05, 0.5))
+def test_magic_formula_keeps_lateral_force_under_spin(alpha):
+    """Pure slip at σ = 0, and under wheel spin (σ = 1) the lateral force still grows with the
+    slip angle and keeps a share that grows with it (r_By2; with r_By2 = 0 the share is the
+    same ≈ 0.16 at every α, test below)."""
+    tire = MagicFormula()
+    fy, fx = tire.combined(alpha, 0.0, FZ, ZEROS)
+    assert float(fy) == pytest.approx(float(tire.lateral(alpha, FZ, ZEROS)), rel=1e-12)
+    assert float(fx) == pytest.approx(0.0, abs=1e-9)
+
+    def share(t, a):
+        return float(t.combined(a, 1.0, FZ, ZEROS)[0] / t.lateral(a, FZ, ZEROS))
+
+    assert share(tire, alpha + 0.05) > share(tire, alpha) > 0
+    assert share(tire, 0.5) > 0.5
+    flat = MagicFormula(b_ykappa_alpha=0.0)
+    assert share(flat, alpha) == pytest.approx(math.cos(math.atan(6.0)), rel=1e-9)
 
 
 def _extrema(values):
@@ -184,6 +246,85 @@ def test_neural_exptanh_properties(seed, feats, scale):
     z = np.tan(SLIPS)
     assert _extrema(lat[z < c[4]]) <= 1 and _extrema(lat[z > c[4]]) <= 1
     _check_gradients(tire, features)
+
+
+def _spin_checks(tire, features):
+    """The rear force opposes wheel spin (the free wheel is stable): at α = 0,
+    F_x σ > 0 for σ ≠ 0, dF_x/dσ > 0 at σ = 0, and under spin F_x stays above the sliding level
+    F_z λ_min |c2| tanh(c4 √c0 |σ|) (`_tire_exptanh` module docstring)."""
+    from physml.vehicle._tire_base import softplus
+    from physml.vehicle._tire_exptanh import SLIDE_MIN
+
+    base = tire.base if isinstance(tire, NeuralExpTanh) else tire
+    c = np.asarray(
+        tire.coefficients(features) if isinstance(tire, NeuralExpTanh) else tire.coefficients
+    )
+    c0 = float(softplus(base.raw_c0))
+    sigmas = jnp.asarray(
+        np.concatenate([-np.geomspace(1e-3, 5.0, 40), np.geomspace(1e-3, 5.0, 40)])
+    )
+    fx = np.asarray(jax.vmap(lambda s: tire.combined(0.0, s, FZ, features)[1])(sigmas))
+    assert np.all(fx * np.asarray(sigmas) > 0)
+    slope = float(jax.grad(lambda s: tire.combined(0.0, s, FZ, features)[1])(0.0))
+    assert slope > 0
+    floor = SLIDE_MIN * abs(c[1]) * np.tanh(c[3] * np.sqrt(c0) * np.abs(np.asarray(sigmas)))
+    # away from σ = 0, where the smoothed direction d σ / sqrt(d²σ² + ε²) is within 1e-4 of ±1
+    far = float(softplus(base.raw_d)) * np.abs(np.asarray(sigmas)) >= 1e-2
+    assert np.all(np.abs(fx[far]) >= FZ * floor[far] * (1 - 1e-4))
+    # With a slip angle too: the longitudinal force never pushes the wheel further into spin.
+    for a in (-0.4, 0.1):
+        fx_a = np.asarray(jax.vmap(lambda s, a=a: tire.combined(a, s, FZ, features)[1])(sigmas))
+        assert np.all(fx_a * np.asarray(sigmas) >= 0)
+
+
+@given(
+    raw=st.tuples(
+        st.floats(-5.0, 5.0),
+        st.floats(-2.0, 2.0).filter(lambda x: abs(x) > 1e-2),
+        st.floats(-3.0, 3.0),
+        st.floats(-3.0, 4.0),
+        st.floats(-0.5, 0.5),
+    ),
+    raw_c0=st.floats(-3.0, 3.0),
+    raw_d=st.floats(-3.0, 3.0),
+)
+def test_exptanh_rear_force_opposes_wheel_spin_for_every_parameter(raw, raw_c0, raw_d):
+    """Issue 5 (neural-ExpTanh's rear wheel ran away open loop): the combined-slip magnitude is
+    a magnitude for every parameter value, including c1 < 0 and c5 > 0 where the plain ExpTanh
+    curve E(ρ) is negative (a force driving the spin)."""
+    _spin_checks(ExpTanh(raw=jnp.asarray(raw), raw_c0=raw_c0, raw_d=raw_d), ZEROS)
+
+
+@given(
+    seed=st.integers(0, 2**16),
+    feats=st.tuples(
+        st.floats(-2.0, 2.0), st.floats(0.0, 30.0), st.floats(-1.0, 1.0), st.floats(0.0, 300.0)
+    ),
+    scale=st.floats(0.5, 20.0),
+)
+def test_neural_exptanh_wheel_mode_is_stable_at_every_state(seed, feats, scale):
+    """Whatever the network outputs (large random last layer) and at any state, including a
+    spinning wheel: the rear force opposes spin, so with no torque ω̇_r has the sign of −σ_r and
+    ∂ω̇_r/∂ω_r < 0 at σ_r = 0 in the single-track model."""
+    from physml.vehicle._model import SingleTrackModel
+    from physml.vehicle._params import VehicleParams
+
+    tire = NeuralExpTanh(key=jax.random.key(seed))
+    last = tire.net.layers[-1]
+    w = scale * jax.random.normal(jax.random.key(seed + 1), last.weight.shape)
+    tire = eqx.tree_at(lambda t: t.net.layers[-1].weight, tire, w)
+    _spin_checks(tire, jnp.asarray(feats))
+    model = SingleTrackModel(VehicleParams(), ExpTanh(), tire)
+    r, v, beta, _ = feats
+    v = max(v, 3.0)
+    radius = float(model.params.wheel_radius_m)
+    omega0 = v * math.cos(beta) / radius
+    u = jnp.array([0.0, 0.0])
+    for ratio in (-0.5, 0.05, 1.0, 3.0):  # σ_r = ratio
+        y = jnp.array([r, v, beta, omega0 * (1 + ratio)])
+        assert float(model.vector_field(0.0, y, u)[3]) * ratio < 0
+    d_omega = jax.grad(lambda w: model.vector_field(0.0, jnp.array([r, v, beta, w]), u)[3])
+    assert float(d_omega(omega0)) < 0
 
 
 def _random_node(seed, slope, inflection, log_curv, log_relax, offset, center):

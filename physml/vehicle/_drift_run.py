@@ -1,0 +1,466 @@
+"""The headline pipeline: three minutes of driving on the plant → an identified tyre model → the
+drift MPC holding the plant on a donut or a figure-eight.
+
+Djeumou, Goh, Topcu, Balachandran, "Autonomous drifting with 3 minutes of data via learned tire
+models", ICRA 2023 (arXiv:2306.06330), Sec. V: the same closed loop with a learned
+(neural-ExpTanh) tyre, with an identified Fiala tyre (their physics baseline) and, here, with
+no identification at all (the "nominal" model: the plant's measured mass, inertias and geometry,
+`params_from_plant`, with textbook tyre parameters, as `make_model` builds without data).
+
+Thin glue over `collect`, `make_model` / `identify`, `DriftMPC` and `simulate`: the numerics
+live there; this module only sequences them, counts laps, and draws the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+from jaxtyping import PRNGKeyArray
+
+from ._closed_loop import ClosedLoopResult, simulate
+from ._collect import collect
+from ._data import DriveLog
+from ._identify import TIRES, identify, make_model, params_from_plant
+from ._model import SingleTrackModel
+from ._mpc import DriftMPC
+from ._paths import AbstractPath, Donut, FigureEight
+from ._plant import ISIDESLIP, ISPEED, IX, IY, IYAW, DriftPlant
+
+#: Path names understood by `make_path` (and `physml drift --path`).
+PATHS = ("donut", "figure8")
+#: The label of the un-identified model in a comparison.
+NOMINAL = "nominal"
+#: The tyre of the nominal model (textbook parameters, no identification).
+NOMINAL_TIRE = "fiala"
+
+
+def make_path(name: str, *, radius_m: float = 11.0, sideslip_deg: float = 30.0) -> AbstractPath:
+    """A drift path by name: "donut" (a left circle of radius R) or "figure8" (two tangent
+    circles of radius R), holding |β| = `sideslip_deg` [deg]. R = 11 m and 30° are the donut of
+    the tests and the MPC benchmark (about 10 m/s on the plant)."""
+    if name not in PATHS:
+        raise ValueError(f"`path` must be one of {PATHS}, got {name!r}.")
+    beta = math.radians(sideslip_deg)
+    return Donut(radius_m, beta) if name == "donut" else FigureEight(radius_m, beta)
+
+
+@dataclasses.dataclass
+class DriftRunResult:
+    """One model in closed loop on one path.
+
+    Attributes:
+        label: "nominal" or the identified tyre's name (one of `TIRES`).
+        path_name: "donut", "figure8", or the path's class name.
+        path: the path driven.
+        model: the single-track model the MPC used.
+        closed_loop: the `simulate` result, or None if no closed loop could run (`error`).
+        identification: `identify`'s report (None for the nominal model).
+        error: why no closed loop ran (e.g. the model has no drift equilibrium on the path).
+        wall_time_s: wall time of each stage [s] ("identify", "mpc", "simulate").
+    """
+
+    label: str
+    path_name: str
+    path: AbstractPath
+    model: SingleTrackModel
+    closed_loop: ClosedLoopResult | None
+    identification: dict | None = None
+    error: str | None = None
+    wall_time_s: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """The closed loop ran for the whole duration without a stop (spin-out etc.)."""
+        return self.closed_loop is not None and self.closed_loop.stop is None
+
+    @property
+    def metrics(self) -> dict:
+        """The closed-loop metrics (see `simulate`) plus `laps` (arc length covered / one lap),
+        `time_in_drift_s`, solve times in ms, and `spin_out`, `stop_time_s`, `stop_reason`."""
+        if self.closed_loop is None:
+            return {"spin_out": True, "stop_time_s": 0.0, "stop_reason": self.error}
+        res = self.closed_loop
+        m = dict(res.metrics)
+        n_valid = max(round(m["duration_s"] / float(res.time_s[1] - res.time_s[0])), 1)
+        s = res.path_state[:n_valid, 2]
+        m["laps"] = float((s[-1] - s[0]) / self.path.length_m)
+        m["time_in_drift_s"] = m["drift_fraction"] * m["duration_s"]
+        m["solve_time_median_ms"] = 1e3 * m.pop("solve_time_median_s")
+        m["solve_time_p99_ms"] = 1e3 * m.pop("solve_time_p99_s")
+        m["spin_out"] = res.stop is not None
+        m["stop_time_s"] = None if res.stop is None else res.stop["time_s"]
+        m["stop_reason"] = None if res.stop is None else res.stop["reason"]
+        if res.stop is not None:
+            x = np.asarray(res.stop["state"])
+            m["stop_state"] = {
+                "speed_mps": float(x[ISPEED]),
+                "sideslip_deg": float(np.degrees(x[ISIDESLIP])),
+                "x_m": float(x[IX]),
+                "y_m": float(x[IY]),
+            }
+        return m
+
+    def summary(self) -> dict:
+        """A JSON-able summary: label, path, metrics, identification report, wall times."""
+        out = {
+            "label": self.label,
+            "path": self.path_name,
+            "ok": self.ok,
+            "error": self.error,
+            "metrics": _jsonable(self.metrics),
+            "wall_time_s": {k: round(v, 2) for k, v in self.wall_time_s.items()},
+        }
+        if self.identification is not None:
+            out["identification"] = _jsonable(
+                {k: v for k, v in self.identification.items() if k != "scale"}
+            )
+        return out
+
+
+def _jsonable(obj):
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray | np.generic | jax.Array):
+        return _jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # JSON has no NaN / inf
+    return obj
+
+
+def _path_name(path: AbstractPath) -> str:
+    return {Donut: "donut", FigureEight: "figure8"}.get(type(path), type(path).__name__)
+
+
+def nominal_model(plant: DriftPlant, *, key: PRNGKeyArray) -> SingleTrackModel:
+    """The model with no identification: the plant's measured mass, inertias and geometry
+    (`params_from_plant`) and textbook Fiala tyres (`make_model` without data)."""
+    return make_model(NOMINAL_TIRE, key=key, params=params_from_plant(plant))
+
+
+def fit_model(
+    label: str,
+    log: DriveLog,
+    plant: DriftPlant,
+    *,
+    key: PRNGKeyArray,
+    steps: int = 3000,
+    progress: bool = True,
+) -> tuple[SingleTrackModel, dict | None]:
+    """The model of `label`: "nominal" (no identification), or a tyre of `TIRES` started from
+    a fit to the log's force estimates (`make_model(..., data=log)`) and identified on the log.
+    Returns the model and `identify`'s report (None for the nominal model)."""
+    k_model, k_fit = jax.random.split(key)
+    if label == NOMINAL:
+        return nominal_model(plant, key=k_model), None
+    if label not in TIRES:
+        raise ValueError(f"`tire` must be {NOMINAL!r} or one of {TIRES}, got {label!r}.")
+    model = make_model(label, key=k_model, params=params_from_plant(plant), data=log)
+    fitted = identify(log, model, key=k_fit, steps=steps, progress=progress)
+    return fitted.model, {"tire": label, **fitted.report}
+
+
+def drive(
+    label: str,
+    model: SingleTrackModel,
+    plant: DriftPlant,
+    path: AbstractPath,
+    duration_s: float,
+    *,
+    key: PRNGKeyArray,
+    time_solves: bool = True,
+    mpc_options: Mapping | None = None,
+) -> DriftRunResult:
+    """Build the drift MPC for `model` on `path` and run it on `plant` for `duration_s` [s]
+    from a steady drift at s = 0 (`drift_start`). The nominal model's MPC uses the
+    quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model. A model with no
+    drift equilibrium on the path gives a result with `error` set and no closed loop."""
+    options = {"wheel_speed": "quasi_steady" if label == NOMINAL else "measured"}
+    options.update(mpc_options or {})
+    times = {}
+    tic = time.perf_counter()
+    try:
+        mpc = DriftMPC(model, path, **options)
+    except ValueError as err:
+        return DriftRunResult(label, _path_name(path), path, model, None, error=str(err))
+    times["mpc"] = time.perf_counter() - tic
+    tic = time.perf_counter()
+    res = simulate(plant, mpc, path, duration_s, key=key, time_solves=time_solves)
+    times["simulate"] = time.perf_counter() - tic
+    return DriftRunResult(label, _path_name(path), path, model, res, wall_time_s=times)
+
+
+def run_drift(
+    path: AbstractPath | str,
+    *,
+    key: PRNGKeyArray,
+    tires: Sequence[str] = ("neural_exptanh",),
+    minutes: float = 3.0,
+    duration_s: float = 60.0,
+    steps: int = 3000,
+    plant: DriftPlant | None = None,
+    log: DriveLog | None = None,
+    progress: bool = True,
+    time_solves: bool = True,
+    mpc_options: Mapping | None = None,
+) -> dict[str, DriftRunResult]:
+    """Collect `minutes` of driving on the plant, identify each model of `tires`, and hold a
+    drift along `path` for `duration_s` seconds with each.
+
+    Args:
+        path: an `AbstractPath`, or "donut" / "figure8" (`make_path` defaults).
+        key: PRNG key; split into the log's, the models' and the closed loop's keys. All models
+            see the same log and the same sensor noise in closed loop.
+        tires: labels to run, each "nominal" (no identification) or one of `TIRES`.
+        minutes: length of the identification log [min] (ignored with `log`).
+        duration_s: closed-loop time [s].
+        steps: maximum identification steps.
+        plant: the vehicle (default `DriftPlant()`).
+        log: a log to identify from instead of collecting one.
+        progress: print the stages and show `identify`'s progress bar.
+        time_solves: replay the MPC's solves to time them (`simulate`).
+        mpc_options: keyword arguments for `DriftMPC` (e.g. `max_iterations`).
+
+    Returns:
+        {label: DriftRunResult}, in the order of `tires`.
+    """
+    path = make_path(path) if isinstance(path, str) else path
+    if not isinstance(path, AbstractPath):
+        raise TypeError(f"`path` must be an AbstractPath or one of {PATHS}, got {path!r}.")
+    if not tires:
+        raise ValueError("`tires` must name at least one model.")
+    for label in tires:
+        if label != NOMINAL and label not in TIRES:
+            raise ValueError(f"each tire must be {NOMINAL!r} or one of {TIRES}, got {label!r}.")
+    if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
+        raise ValueError(f"`duration_s` must be a finite duration > 0 [s], got {duration_s!r}.")
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"`steps` must be an int >= 1, got {steps!r}.")
+    plant = DriftPlant() if plant is None else plant
+    say = print if progress else (lambda *a, **k: None)
+    k_log, k_model, k_sim = jax.random.split(key, 3)
+    if log is None and any(label != NOMINAL for label in tires):
+        tic = time.perf_counter()
+        say(f"[drift] collecting {minutes:g} min of driving on the plant ...", flush=True)
+        log = collect(plant, minutes, key=k_log)
+        say(f"[drift] collected in {time.perf_counter() - tic:.1f} s", flush=True)
+    results = {}
+    for label in tires:
+        tic = time.perf_counter()
+        if label != NOMINAL:
+            say(f"[drift] identifying {label} ...", flush=True)
+        model, report = fit_model(label, log, plant, key=k_model, steps=steps, progress=progress)
+        t_fit = time.perf_counter() - tic
+        say(
+            f"[drift] {label}: {duration_s:g} s closed loop on the {_path_name(path)} ...",
+            flush=True,
+        )
+        run = drive(
+            label,
+            model,
+            plant,
+            path,
+            duration_s,
+            key=k_sim,
+            time_solves=time_solves,
+            mpc_options=mpc_options,
+        )
+        run.identification = report
+        run.wall_time_s = {"identify": t_fit, **run.wall_time_s}
+        say(f"[drift] {label}: {_one_line(run)}", flush=True)
+        results[label] = run
+    return results
+
+
+def _one_line(run: DriftRunResult) -> str:
+    if run.closed_loop is None:
+        return f"no closed loop: {run.error}"
+    m = run.metrics
+    stop = "" if run.ok else f", STOPPED at {m['stop_time_s']:.2f} s: {m['stop_reason']}"
+    return (
+        f"{m['duration_s']:.1f} s, {m['laps']:.2f} laps, lateral RMSE {m['lateral_rmse_m']:.3f} m, "
+        f"sideslip RMSE {m['sideslip_rmse_deg']:.2f} deg{stop}"
+    )
+
+
+_COLUMNS = (
+    ("model", "{}"),
+    ("time [s]", "{:.1f}"),
+    ("laps", "{:.2f}"),
+    ("e RMSE [m]", "{:.3f}"),
+    ("e max [m]", "{:.3f}"),
+    ("β RMSE [°]", "{:.2f}"),
+    ("in drift [s]", "{:.1f}"),
+    ("solve med [ms]", "{:.1f}"),
+    ("solve p99 [ms]", "{:.1f}"),
+    ("spin-out", "{}"),
+)
+
+
+def format_drift_table(results: Mapping[str, DriftRunResult]) -> str:
+    """One row per model: duration, laps, lateral error RMSE / max, sideslip RMSE, time in
+    drift, solve time median / p99, and the stop (time and reason) if any."""
+    rows = []
+    for label, run in results.items():
+        m = run.metrics
+        if run.closed_loop is None:
+            rows.append([label] + ["-"] * (len(_COLUMNS) - 2) + [f"no reference: {run.error}"])
+            continue
+        stop = "no" if run.ok else f"at {m['stop_time_s']:.2f} s ({m['stop_reason']})"
+        values = [
+            label,
+            m["duration_s"],
+            m["laps"],
+            m["lateral_rmse_m"],
+            m["lateral_max_m"],
+            m["sideslip_rmse_deg"],
+            m["time_in_drift_s"],
+            m["solve_time_median_ms"],
+            m["solve_time_p99_ms"],
+            stop,
+        ]
+        rows.append([fmt.format(v) for (_, fmt), v in zip(_COLUMNS, values, strict=True)])
+    header = [name for name, _ in _COLUMNS]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+# -- figures --------------------------------------------------------------------------------
+
+
+def _valid(res: ClosedLoopResult) -> slice:
+    period = float(res.time_s[1] - res.time_s[0]) if res.time_s.size > 1 else 1.0
+    return slice(0, max(round(res.metrics["duration_s"] / period), 1))
+
+
+def plot_trajectory(ax, run: DriftRunResult, *, arrows: int = 40, color: str = "tab:blue"):
+    """The car's path on the ground plane [m] over the reference path, with arrows along the
+    car's heading ψ every few steps of its last lap (the angle between arrow and track is the
+    sideslip)."""
+    res = run.closed_loop
+    track = np.asarray(run.path.ground_track(800))
+    ax.plot(track[:, 0], track[:, 1], "k--", lw=0.8, label="path")
+    if res is None:
+        ax.set_title(f"{run.label}: no closed loop")
+        return ax
+    x = res.plant_state[_valid(res)]
+    ax.plot(x[:, IX], x[:, IY], color=color, lw=1.0, label=f"{run.label}")
+    # Arrows over the last lap only, so that laps do not stack their arrows on each other.
+    laps = max(run.metrics["laps"], 1.0)
+    last = x[-max(round(len(x) / laps), 2) :]
+    a = last[:: max(len(last) // arrows, 1)]
+    ax.quiver(
+        a[:, IX], a[:, IY], np.cos(a[:, IYAW]), np.sin(a[:, IYAW]),
+        color=color, angles="xy", scale_units="xy", scale=0.5, width=0.004, alpha=0.8,
+    )  # fmt: skip
+    if res.stop is not None:
+        ax.plot(x[-1, IX], x[-1, IY], "rx", ms=10, mew=2, label="stop")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    return ax
+
+
+def plot_drift(run: DriftRunResult, file: str | Path | None = None):
+    """The closed loop of one model: trajectory with heading arrows; sideslip β and lateral
+    error e over time against their references; the commands δ and τ. Returns the figure and
+    saves it to `file` if given."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(13, 7))
+    grid = fig.add_gridspec(4, 2, width_ratios=(1.0, 1.3))
+    plot_trajectory(fig.add_subplot(grid[:, 0]), run)
+    axes = [fig.add_subplot(grid[i, 1]) for i in range(4)]
+    res = run.closed_loop
+    if res is not None:
+        v = _valid(res)
+        t = res.time_s[v]
+        rows = [
+            ("β [deg]", np.degrees(res.plant_state[v, ISIDESLIP]), np.degrees(res.sideslip_ref[v])),
+            ("e [m]", res.path_state[v, 0], np.zeros_like(t)),
+            ("δ_cmd [rad]", res.command[v, 0], None),
+            ("τ [N·m]", res.command[v, 1], None),
+        ]
+        for ax, (label, value, ref) in zip(axes, rows, strict=True):
+            ax.plot(t, value, lw=0.9, label="plant")
+            if ref is not None:
+                ax.plot(t, ref, "k--", lw=0.8, label="reference")
+            if res.stop is not None:
+                ax.axvline(res.stop["time_s"], color="r", lw=0.8)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(loc="best", fontsize=8)
+        axes[-1].set_xlabel("time [s]")
+    fig.suptitle(f"{run.label} on the {run.path_name}: {_one_line(run)}", fontsize=10)
+    fig.tight_layout()
+    if file is not None:
+        fig.savefig(file, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def plot_comparison(results: Mapping[str, DriftRunResult], file: str | Path | None = None):
+    """Several models on one path: trajectories, then β − β_ref and e over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(13, 6))
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.0, 1.3))
+    ax_xy = fig.add_subplot(grid[:, 0])
+    ax_b, ax_e = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1], sharex=None)
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+    for (label, run), color in zip(results.items(), colors, strict=False):
+        plot_trajectory(ax_xy, run, arrows=20, color=color)
+        res = run.closed_loop
+        if res is None:
+            continue
+        v = _valid(res)
+        t = res.time_s[v]
+        dbeta = np.degrees(res.plant_state[v, ISIDESLIP] - res.sideslip_ref[v])
+        ax_b.plot(t, dbeta, color=color, lw=0.9, label=label)
+        ax_e.plot(t, res.path_state[v, 0], color=color, lw=0.9, label=label)
+        if res.stop is not None:
+            for ax in (ax_b, ax_e):
+                ax.axvline(res.stop["time_s"], color=color, ls=":", lw=1.0)
+    handles = {h.get_label(): h for h in ax_xy.get_legend_handles_labels()[0]}
+    ax_xy.legend(handles.values(), handles.keys(), fontsize=8, loc="upper right")
+    ax_b.set_ylabel("β − β_ref [deg]")
+    ax_e.set_ylabel("e [m]")
+    ax_e.set_xlabel("time [s]")
+    ax_b.legend(fontsize=8)
+    for ax in (ax_b, ax_e):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    if file is not None:
+        fig.savefig(file, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+__all__ = [
+    "NOMINAL",
+    "PATHS",
+    "DriftRunResult",
+    "drive",
+    "fit_model",
+    "format_drift_table",
+    "make_path",
+    "nominal_model",
+    "plot_comparison",
+    "plot_drift",
+    "plot_trajectory",
+    "run_drift",
+]

@@ -1,0 +1,217 @@
+"""Axle forces estimated from a driving log, and tyre models fitted to them (initialisation).
+
+The rollout loss of `identify` is non-convex in the tyre parameters: started from textbook
+values, a Fiala tyre can slide into a poor optimum (a small μ, so that the rear friction circle
+stops punishing wheel spin). A data-driven start avoids that. The single-track equations
+(Djeumou et al., CoRL 2024, A.1, with F_xf = 0) written in body axes are linear in the axle
+forces, so smoothed measured states and their derivatives give them sample by sample:
+
+    a_x = V̇ cos β − V (β̇ + r) sin β,   a_y = V̇ sin β + V (β̇ + r) cos β     [m/s²]
+    m a_y = F_yf cos δ + F_yr,   I_z ṙ = a F_yf cos δ − b F_yr,   m a_x = F_xr − F_yf sin δ
+ ⇒ F_yf = (I_z ṙ + b m a_y) / ((a + b) cos δ),  F_yr = m a_y − F_yf cos δ,
+    F_xr = m a_x + F_yf sin δ                                                    [N]
+
+(states smoothed and differentiated by a Savitzky–Golay filter, cubic, 0.15 s window;
+Savitzky & Golay, Anal. Chem. 36 (1964) 1627). Each tyre is then fitted to these force points
+against the model's slips by a robust (soft-L1) nonlinear least-squares fit, from several
+starts for the models with few parameters. This is an initialisation only: the plant has load
+transfer, drag and combined-slip effects that the estimates lump into the axle forces, and
+`identify` refines the tyres on the rollout loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ._data import DriveLog
+from ._params import VehicleParams
+from ._tire_base import AbstractTireModel
+
+#: Savitzky–Golay window [samples at 100 Hz] and polynomial order of the state smoother.
+SMOOTH_WINDOW = 15
+SMOOTH_ORDER = 3
+#: Samples within this many steps of a flagged sample are not used (derivatives across a reset).
+_GUARD = 15
+
+
+@dataclasses.dataclass(frozen=True)
+class ForceEstimates:
+    """Slips and axle forces per unit static normal load, on the usable samples.
+
+    Attributes: alpha_f, alpha_r [rad], sigma_r [-], fy_f, fy_r, fx_r [-] (force / F_z), all
+    shape (n,); normal_loads (F_zf, F_zr) [N]; index: (n,) the samples of the log used.
+    """
+
+    alpha_f: np.ndarray
+    alpha_r: np.ndarray
+    sigma_r: np.ndarray
+    fy_f: np.ndarray
+    fy_r: np.ndarray
+    fx_r: np.ndarray
+    normal_loads: tuple[float, float]
+    index: np.ndarray
+
+
+def axle_force_estimates(
+    log: DriveLog, params: VehicleParams, *, max_samples: int = 2000
+) -> ForceEstimates:
+    """Axle forces from a log by inverse dynamics (module docstring); at most `max_samples`
+    evenly spaced usable samples (away from flagged ones)."""
+    from scipy.signal import savgol_filter
+
+    from ._model import SingleTrackModel
+    from ._tire_fiala import Fiala
+
+    if not isinstance(log, DriveLog):
+        raise TypeError(f"`log` must be a DriveLog, got {type(log).__name__}.")
+    dt = float(np.median(np.diff(log.time_s)))
+    if log.n_samples < 4 * SMOOTH_WINDOW:
+        raise ValueError(
+            f"need at least {4 * SMOOTH_WINDOW} samples to estimate forces, got {log.n_samples}."
+        )
+    y = np.asarray(log.state, float)
+    ys = savgol_filter(y, SMOOTH_WINDOW, SMOOTH_ORDER, axis=0)
+    yd = savgol_filter(y, SMOOTH_WINDOW, SMOOTH_ORDER, deriv=1, delta=dt, axis=0)
+    r, v, beta = ys[:, 0], ys[:, 1], ys[:, 2]
+    r_dot, v_dot, beta_dot = yd[:, 0], yd[:, 1], yd[:, 2]
+    delta = np.asarray(log.control, float)[:, 0]
+    m, iz = float(params.mass_kg), float(params.yaw_inertia_kgm2)
+    a, b = float(params.a_m), float(params.b_m)
+    a_x = v_dot * np.cos(beta) - v * (beta_dot + r) * np.sin(beta)
+    a_y = v_dot * np.sin(beta) + v * (beta_dot + r) * np.cos(beta)
+    fy_f = (iz * r_dot + b * m * a_y) / ((a + b) * np.cos(delta))
+    fy_r = m * a_y - fy_f * np.cos(delta)
+    fx_r = m * a_x + fy_f * np.sin(delta)
+    model = SingleTrackModel(params, Fiala(), Fiala())
+    slips = jax.jit(jax.vmap(model.slips))(jnp.asarray(ys), jnp.asarray(log.control, float))
+    alpha_f, alpha_r, sigma_r = (np.asarray(s) for s in slips)
+    bad = np.convolve((np.asarray(log.flags) != 0).astype(float), np.ones(2 * _GUARD + 1), "same")
+    keep = np.flatnonzero(bad == 0)
+    keep = keep[(keep >= SMOOTH_WINDOW) & (keep < log.n_samples - SMOOTH_WINDOW)]
+    if keep.size < 100:
+        raise ValueError(f"only {keep.size} usable (unflagged) samples; need >= 100.")
+    keep = keep[np.linspace(0, keep.size - 1, min(max_samples, keep.size)).astype(int)]
+    fz_f, fz_r = (float(x) for x in params.normal_loads())
+    return ForceEstimates(
+        alpha_f[keep],
+        alpha_r[keep],
+        sigma_r[keep],
+        fy_f[keep] / fz_f,
+        fy_r[keep] / fz_r,
+        fx_r[keep] / fz_r,
+        (fz_f, fz_r),
+        keep,
+    )
+
+
+#: Per tyre class: the fields fitted to the forces, with box bounds on their (raw) values. Tyres
+#: not listed here are fitted in all their inexact arrays, unbounded. The neural ODE keeps its
+#: network and its offset/centre at their neutral start; its curve-shape scalars are bounded so
+#: that the fit cannot reach rates where the tabulated solution is poorly resolved.
+_FIT_FIELDS = {
+    "Fiala": {"mu": (0.05, 3.0), "c_alpha": (0.3, 100.0), "c_sigma": (0.1, 100.0)},
+    "NeuralODETire": {
+        "raw_slope": (0.5, 60.0),
+        "raw_inflection": (-4.0, 0.5),
+        "log_curvature": (-3.0, 4.0),
+        "log_relaxation": (-3.0, 4.0),
+        "raw_c0": (-3.0, 3.0),
+        "raw_d": (-3.0, 3.0),
+    },
+}
+
+
+def _least_squares(residual, starts, f_scale):
+    """Robust least squares of `residual(tire)`; the best fit over `starts` (tyres of one class)."""
+    from scipy.optimize import least_squares
+
+    first = starts[0]
+    fields = _FIT_FIELDS.get(type(first).__name__)
+    if fields is None:
+        get = lambda t: eqx.filter(t, eqx.is_inexact_array)
+        lo = hi = None
+    else:
+        get = lambda t: [getattr(t, f) for f in fields]
+        lo, hi = (np.array([b[k] for b in fields.values()], float) for k in (0, 1))
+    x0, unravel = ravel_pytree(get(first))
+
+    def tire_of(start, x):
+        if fields is None:
+            return eqx.combine(unravel(x), eqx.filter(start, eqx.is_inexact_array, inverse=True))
+        return eqx.tree_at(get, start, unravel(x))
+
+    res = eqx.filter_jit(lambda x, start: residual(tire_of(start, x)))
+    try:  # forward mode for the few parameters (a diffrax solve has none: finite differences)
+        jfn = eqx.filter_jit(jax.jacfwd(lambda x, start: residual(tire_of(start, x))))
+        jfn(x0, first)
+        jac = lambda x, start: np.asarray(jfn(jnp.asarray(x), start))
+    except TypeError:
+        jac = "2-point"
+    best, best_cost = first, np.inf
+    for start in starts:
+        x_start = np.asarray(ravel_pytree(get(start))[0])
+        if lo is not None:
+            x_start = np.clip(x_start, lo + 1e-9, hi - 1e-9)
+        try:
+            out = least_squares(
+                lambda x, start=start: np.asarray(res(jnp.asarray(x), start)),
+                x_start,
+                jac=jac if jac == "2-point" else (lambda x, start=start: jac(x, start)),
+                bounds=(-np.inf, np.inf) if lo is None else (lo, hi),
+                loss="soft_l1",
+                f_scale=f_scale,
+                max_nfev=100,
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if np.isfinite(out.cost) and out.cost < best_cost:
+            best, best_cost = tire_of(start, jnp.asarray(out.x)), out.cost
+    return best
+
+
+def fit_tires_to_forces(
+    front: AbstractTireModel,
+    rear: AbstractTireModel,
+    est: ForceEstimates,
+    *,
+    f_scale: float = 0.1,
+) -> tuple[AbstractTireModel, AbstractTireModel]:
+    """`front.lateral` fitted to (α_f, F_yf) and `rear.combined` to (α_r, σ_r, F_yr, F_xr), per
+    unit load, by soft-L1 least squares (residual scale `f_scale` [force / F_z]).
+
+    Fiala tyres are fitted from a grid of starts (μ ∈ {0.6, 1, 1.4}, C_α/F_z ∈ {5, 12, 25},
+    C_σ/F_z ∈ {1, 5, 15}); other tyres from their given parameters. Tyres whose forces depend on
+    the state features are fitted at zero features (their feature network starts neutral).
+    """
+    from ._tire_fiala import Fiala
+
+    zeros = jnp.zeros(4)
+    a_f, a_r, s_r = (jnp.asarray(x) for x in (est.alpha_f, est.alpha_r, est.sigma_r))
+    fy_f, fy_r, fx_r = (jnp.asarray(x) for x in (est.fy_f, est.fy_r, est.fx_r))
+
+    def res_front(t):
+        t = t.prepare()
+        return jax.vmap(lambda a: t.lateral(a, 1.0, zeros))(a_f) - fy_f
+
+    def res_rear(t):
+        t = t.prepare()
+        fy, fx = jax.vmap(lambda a, s: t.combined(a, s, 1.0, zeros))(a_r, s_r)
+        return jnp.concatenate([fy - fy_r, fx - fx_r])
+
+    def starts(t, with_sigma):
+        if not isinstance(t, Fiala):
+            return [t]
+        grid = itertools.product((0.6, 1.0, 1.4), (5.0, 12.0, 25.0), (1.0, 5.0, 15.0))
+        out = {(mu, ca, cs if with_sigma else 15.0) for mu, ca, cs in grid}
+        return [Fiala(mu, ca, cs) for mu, ca, cs in sorted(out)]
+
+    front = _least_squares(res_front, starts(front, False), f_scale)
+    rear = _least_squares(res_rear, starts(rear, True), f_scale)
+    return front, rear

@@ -1,0 +1,97 @@
+"""The closed loop: the drift MPC with a nominal model holding the plant in a drift."""
+
+import jax
+import numpy as np
+import pytest
+
+from physml.vehicle._closed_loop import STOP_REASONS, simulate
+from physml.vehicle._identify import params_from_plant
+from physml.vehicle._model import SingleTrackModel
+from physml.vehicle._mpc import DriftMPC
+from physml.vehicle._paths import Donut, FigureEight
+from physml.vehicle._plant import ISIDESLIP, DriftPlant
+from physml.vehicle._tire_fiala import Fiala
+
+PATH = Donut(11.0, np.radians(30.0))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    plant = DriftPlant()
+    # Nominal model: the plant's measured mass, inertias and geometry with default Fiala tyres
+    # (friction-circle coupling pinned); not identified, so it does not match the plant's tyres.
+    tyre = Fiala(coupling="friction_circle")
+    model = SingleTrackModel(params_from_plant(plant), tyre, tyre)
+    mpc = DriftMPC(model, PATH, max_iterations=5, wheel_speed="quasi_steady")
+    return plant, mpc
+
+
+def test_plant_stays_in_drift_on_the_donut(setup):
+    plant, mpc = setup
+    res = simulate(plant, mpc, PATH, 2.0, key=jax.random.key(0), time_solves=False)
+    assert res.stop is None, res.stop
+    m = res.metrics
+    assert m["duration_s"] == pytest.approx(2.0)
+    assert m["drift_fraction"] == 1.0
+    assert m["lateral_max_m"] < 0.5, m
+    assert m["sideslip_rmse_deg"] < 5.0, m
+    assert m["n_fallback"] == 0 and m["max_violation"] <= 1e-9
+    assert res.plant_state.shape == (40, 9) and res.measurement.shape == (40, 7)
+    # The car went round: s grew at about V (≈ 10 m/s).
+    assert 15.0 < res.path_state[-1, 2] < 25.0
+    # Drift convention on a left donut: β < 0.
+    assert np.all(res.plant_state[:, ISIDESLIP] < 0)
+
+
+def test_a_stop_is_reported_with_time_state_and_reason(setup):
+    plant, mpc = setup
+    # A 2-cm corridor: the car "leaves the path" within a few steps; the run stops there.
+    res = simulate(
+        plant, mpc, PATH, 2.0, key=jax.random.key(1), max_lateral_error_m=0.02, time_solves=True
+    )
+    assert res.stop is not None
+    assert res.stop["reason"] == STOP_REASONS[3]
+    assert 0 < res.stop["time_s"] < 2.0
+    assert res.stop["state"].shape == (9,)
+    assert res.metrics["duration_s"] <= res.stop["time_s"] + 1e-9
+    # The record after the stop repeats the stopped state.
+    i = round(res.stop["time_s"] / 0.05)
+    np.testing.assert_array_equal(
+        res.plant_state[i:], np.broadcast_to(res.plant_state[i], res.plant_state[i:].shape)
+    )
+    assert res.solve_time_s.size == round(res.metrics["duration_s"] / 0.05)
+    assert np.isfinite(res.metrics["solve_time_median_s"])
+
+
+def test_bad_input_is_reported(setup):
+    plant, mpc = setup
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="control_rate_hz"):
+        simulate(plant, mpc, PATH, 1.0, key=key, control_rate_hz=50.0)
+    with pytest.raises(ValueError, match="dt_sim_s"):
+        simulate(plant, mpc, PATH, 1.0, key=key, dt_sim_s=0.003)
+    with pytest.raises(ValueError, match="duration_s"):
+        simulate(plant, mpc, PATH, -1.0, key=key)
+    with pytest.raises(ValueError, match="controller's"):
+        simulate(plant, mpc, FigureEight(11.0, 0.5), 1.0, key=key)
+    with pytest.raises(TypeError, match="DriftPlant"):
+        simulate("plant", mpc, PATH, 1.0, key=key)
+
+
+@pytest.mark.slow  # a 30-s closed loop: several minutes on a loaded 2-core box
+@pytest.mark.xfail(
+    strict=True,
+    reason="known open problem: with the nominal (un-identified) model the MPC brakes through "
+    "the sideslip reversal, V falls below 4 m/s and the run stops after about half a lap",
+)
+def test_figure_eight_two_laps_without_spin_out():
+    plant = DriftPlant()
+    tyre = Fiala(coupling="friction_circle")
+    model = SingleTrackModel(params_from_plant(plant), tyre, tyre)
+    path = FigureEight(11.0, np.radians(30.0), transition_m=12.0)
+    mpc = DriftMPC(model, path, max_iterations=5, wheel_speed="quasi_steady")
+    res = simulate(plant, mpc, path, 30.0, key=jax.random.key(0), time_solves=False)
+    assert res.stop is None, res.stop
+    # Two laps = 8πR of arc; the sideslip follows its reversals.
+    assert res.path_state[-1, 2] - res.path_state[0, 2] >= 2 * path.length_m
+    assert res.metrics["sideslip_rmse_deg"] < 5.0, res.metrics

@@ -1,0 +1,191 @@
+"""`physml drift` and the drift part of `physml demo`: argument errors, and a tiny end-to-end
+run (half a minute of data, a few identification steps, a couple of seconds of closed loop)
+that must write its JSON summary and plots."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from physml.cli import build_parser, main
+from physml.vehicle import _cli
+from physml.vehicle._closed_loop import STOP_REASONS, ClosedLoopResult
+from physml.vehicle._drift_run import NOMINAL, DriftRunResult, make_path, nominal_model, run_drift
+from physml.vehicle._paths import Donut, FigureEight
+from physml.vehicle._plant import ISIDESLIP, IX, IY, IYAW, DriftPlant
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["drift", "--path", "oval"], "invalid choice: 'oval'"),
+        (["drift", "--tire", "slick"], "invalid choice: 'slick'"),
+        (["drift", "--minutes", "-1"], "must be > 0, got '-1'"),
+        (["drift", "--minutes", "three"], "expected a float > 0, got 'three'"),
+        (["drift", "--duration", "0"], "must be > 0, got '0'"),
+        (["drift", "--steps", "2.5"], "expected a int > 0, got '2.5'"),
+    ],
+)
+def test_bad_arguments_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parser_defaults_are_the_headline_run():
+    args = build_parser().parse_args(["drift"])
+    assert (args.path, args.tire, args.minutes, args.duration, args.seed) == (
+        "donut",
+        "neural_exptanh",
+        3.0,
+        60.0,
+        0,
+    )
+    assert not args.compare and args.out is None
+
+
+def test_paths_and_library_errors():
+    assert isinstance(make_path("donut"), Donut)
+    eight = make_path("figure8", radius_m=9.0, sideslip_deg=25.0)
+    assert isinstance(eight, FigureEight) and eight.radius_m == 9.0
+    with pytest.raises(ValueError, match="`path` must be one of"):
+        make_path("oval")
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="got 'slick'"):
+        run_drift("donut", key=key, tires=["slick"])
+    with pytest.raises(ValueError, match="`duration_s`"):
+        run_drift("donut", key=key, tires=[NOMINAL], duration_s=-1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    # Half a minute of data, 20 identification steps, one second of closed loop, no solve
+    # timing: the whole pipeline, as small as it goes.
+    out = tmp_path_factory.mktemp("drift")
+    argv = [
+        "drift", "--path", "donut", "--minutes", "0.5", "--duration", "1", "--steps", "20",
+        "--seed", "3", "--tire", "fiala", "--no-timing", "--quiet", "--out", str(out),
+    ]  # fmt: skip
+    code = main(argv)
+    return code, out
+
+
+def test_tiny_run_writes_summary_and_plots(tiny_run):
+    code, out = tiny_run
+    summary = json.loads((out / "drift_summary.json").read_text())
+    assert set(summary["runs"]) == {"fiala"}
+    assert summary["path"]["name"] == "donut"
+    assert summary["path"]["length_m"] == pytest.approx(2 * np.pi * 11.0)
+    run = summary["runs"]["fiala"]
+    # The exit code says whether the chosen model held the drift, and agrees with the JSON.
+    assert code == (0 if summary["ok"] else 1)
+    assert summary["ok"] == run["ok"]
+    assert 1 <= run["identification"]["steps"] <= 20
+    m = run["metrics"]
+    if run["error"] is None:
+        assert 0 < m["duration_s"] <= 1.0 + 1e-9
+        assert m["spin_out"] == (m["stop_time_s"] is not None) == (not run["ok"])
+        assert np.isfinite(m["lateral_rmse_m"]) and m["lateral_rmse_m"] >= 0
+        # About 10 m/s on an 11-m circle: ~0.14 lap per second while it runs.
+        assert 0 < m["laps"] < 0.3 * m["duration_s"], m["laps"]
+        # Not timed (--no-timing): NaN in the metrics is null in the JSON.
+        assert m["solve_time_median_ms"] is None
+    assert (out / "drift_donut_fiala.png").stat().st_size > 10_000
+    assert not (out / "drift_donut_comparison.png").exists()
+
+
+def _fake_run(label, path, *, stop_at_s=None, error=None):
+    """A `DriftRunResult` with a made-up 2-s closed loop on `path` (no simulation)."""
+    n, period = 40, 0.05
+    t = np.arange(n) * period
+    s = 10.0 * t
+    poses = np.stack([np.asarray(path.pose(si)) for si in s])
+    plant_state = np.zeros((n, 9))
+    plant_state[:, IX], plant_state[:, IY] = poses[:, 0], poses[:, 1]
+    plant_state[:, IYAW] = poses[:, 2] + np.radians(30.0)
+    plant_state[:, ISIDESLIP] = -np.radians(30.0)
+    path_state = np.stack([0.1 * np.sin(t), np.zeros(n), s], axis=1)
+    stop = None
+    n_valid = n
+    if stop_at_s is not None:
+        n_valid = round(stop_at_s / period)
+        stop = {"time_s": stop_at_s, "reason": STOP_REASONS[1], "state": plant_state[n_valid]}
+    metrics = {
+        "duration_s": n_valid * period,
+        "lateral_rmse_m": 0.07,
+        "lateral_max_m": 0.1,
+        "sideslip_rmse_deg": 1.0,
+        "drift_fraction": 1.0,
+        "iterations_mean": 3.0,
+        "n_fallback": 0,
+        "max_violation": 0.0,
+        "solve_time_median_s": 0.004,
+        "solve_time_p99_s": 0.009,
+    }
+    res = ClosedLoopResult(
+        t, plant_state, path_state, np.zeros((n, 7)), np.zeros((n, 2)),
+        np.full(n, -np.radians(30.0)), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n),
+        np.zeros(0), stop, metrics,
+    )  # fmt: skip
+    model = nominal_model(DriftPlant(), key=jax.random.key(0))
+    if error is not None:
+        return DriftRunResult(label, "donut", path, model, None, error=error)
+    return DriftRunResult(label, "donut", path, model, res)
+
+
+def test_compare_prints_one_table_reports_a_spin_out_and_exits_non_zero(
+    monkeypatch, tmp_path, capsys
+):
+    path = make_path("donut")
+    seen = {}
+
+    def fake_run_drift(path_arg, *, tires, **kwargs):
+        seen["tires"] = list(tires)
+        return {
+            NOMINAL: _fake_run(NOMINAL, path, error="no drift equilibrium at s = 0"),
+            "fiala": _fake_run("fiala", path),
+            "neural_exptanh": _fake_run("neural_exptanh", path, stop_at_s=1.25),
+        }
+
+    monkeypatch.setattr(_cli, "run_drift", fake_run_drift)
+    code = main(["drift", "--compare", "--quiet", "--out", str(tmp_path)])
+    assert seen["tires"] == [NOMINAL, "fiala", "neural_exptanh"]
+    assert code == 1  # the chosen model spun out
+    out = capsys.readouterr().out
+    table = out[: out.index("[drift]")]
+    assert all(label in table for label in (NOMINAL, "fiala", "neural_exptanh"))
+    assert "at 1.25 s (spin-out: |sideslip| > 60 deg)" in table
+    assert "no reference: no drift equilibrium at s = 0" in table
+    summary = json.loads((tmp_path / "drift_summary.json").read_text())
+    assert not summary["ok"]
+    m = summary["runs"]["neural_exptanh"]["metrics"]
+    assert m["spin_out"] and m["stop_time_s"] == 1.25 and m["duration_s"] == pytest.approx(1.25)
+    assert m["stop_reason"] == STOP_REASONS[1]
+    # laps from the arc length covered until the stop: 12.5 m of a 69-m lap.
+    assert m["laps"] == pytest.approx((1.2 * 10.0) / path.length_m, rel=0.05)
+    assert summary["runs"]["fiala"]["ok"] and summary["runs"]["fiala"]["metrics"]["laps"] > 0
+    assert summary["runs"][NOMINAL]["error"].startswith("no drift equilibrium")
+    for name in ("nominal", "fiala", "neural_exptanh", "comparison"):
+        assert (tmp_path / f"drift_donut_{name}.png").stat().st_size > 10_000
+
+
+def test_demo_has_the_sysid_keys_and_a_drift_part(monkeypatch, tiny_run):
+    # The demo's drift step on tiny settings; identification is replaced by a model of the
+    # tiny run's structure (so the closed loop compiled there is reused).
+    calls = {}
+
+    def fake_sysid(**kwargs):
+        calls.update(kwargs)
+        plant = DriftPlant()
+        summary = {"tire": kwargs["tire"], "minutes": kwargs["minutes"], "identify": {}}
+        return summary, plant, nominal_model(plant, key=jax.random.key(0))
+
+    monkeypatch.setattr(_cli, "_sysid", fake_sysid)
+    out = _cli.demo(seed=0, quick=True)
+    assert calls["minutes"] == 0.5 and calls["steps"] == 60
+    assert {"tire", "minutes", "identify", "drift"} <= set(out)
+    drift = json.loads(json.dumps(out["drift"]))
+    assert drift["path"] == "donut" and drift["label"] == "neural_exptanh"
+    assert drift["error"] is not None or 0 < drift["metrics"]["duration_s"] <= 1.0 + 1e-9

@@ -1,0 +1,281 @@
+"""The drift MPC: its discrete predictor, its Jacobian, and its behaviour on the model itself."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from physml.kernels import rollout
+from physml.vehicle._equilibria import drift_reference, solve_equilibrium
+from physml.vehicle._identify import TIRES, make_model, params_from_plant
+from physml.vehicle._model import SingleTrackModel
+from physml.vehicle._mpc import (
+    DEFAULT_GRID_S,
+    STATUS_NONFINITE,
+    DriftMPC,
+    predict,
+    stack_models,
+)
+from physml.vehicle._paths import Donut
+from physml.vehicle._plant import DriftPlant
+from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._tire_magic import MagicFormula
+
+PATH = Donut(11.0, np.radians(30.0))
+# The friction-circle coupling pinned: the predictor checks and tunings below were made with it.
+FIALA = Fiala(coupling="friction_circle")
+
+
+@pytest.fixture(scope="module")
+def model():
+    # The nominal model of the plant: its measured mass, inertias and geometry, Fiala tyres.
+    return SingleTrackModel(params_from_plant(DriftPlant()), FIALA, FIALA)
+
+
+@pytest.fixture(scope="module")
+def mpc(model):
+    return DriftMPC(model, PATH, max_iterations=6)
+
+
+def _start(mpc, de=0.0, dbeta=0.0, dv=0.0):
+    y, u = mpc.reference.at(0.0)
+    x = jnp.concatenate([y, jnp.zeros(3)])
+    return x.at[4].add(de).at[2].add(dbeta).at[1].add(dv), u
+
+
+def _fine(model, x0, controls, dt_s, dt_fine=1e-3):
+    """RK4 at 1 ms on the path vector field, sampled at the grid points."""
+    reps = [round(float(h) / dt_fine) for h in dt_s]
+    fine_u = jnp.concatenate(
+        [jnp.repeat(c[None], n, 0) for c, n in zip(controls, reps, strict=True)]
+    )
+    f = lambda t, y, u, a: model.path_vector_field(t, y, u, PATH.curvature)
+    ys = rollout(f, x0, fine_u, dt_fine, check=False)
+    return ys[np.concatenate([[0], np.cumsum(reps)])]
+
+
+def test_predictor_matches_fine_rollout(mpc):
+    x0, u_eq = _start(mpc, de=0.2, dbeta=0.02)
+    k = jnp.arange(30.0)[:, None]
+    controls = u_eq + jnp.asarray([0.01, 50.0]) * jnp.sin(0.7 * k)
+    xs = predict(mpc.model, x0, controls, mpc.dt_s, PATH.curvature)
+    ref = _fine(mpc.model, x0, controls, mpc.dt_s)
+    err = np.abs(np.asarray(xs - ref))
+    # The open-loop drift is unstable (eigenvalue ≈ +2 1/s), so any difference grows ~e^{2t}:
+    # the check is relative to how far each state moved over the uniform 0.05-s part (1.25 s):
+    # the prediction is within 10% of the motion; the 0.15-s tail within 25% at its first step.
+    moved = np.max(np.abs(np.asarray(ref[:26] - x0)), axis=0)
+    assert np.all(err[:26].max(0) <= 0.1 * moved), (err[:26].max(0), moved)
+
+
+def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(model):
+    # Grip cornering (a stable equilibrium) under a steering and torque wobble: the 0.15-s
+    # tail is checked here, where differences are not amplified by an unstable mode.
+    eq = solve_equilibrium(model, np.radians(-0.5), speed_mps=10.0)
+    x0 = jnp.concatenate([eq.state, jnp.zeros(3)])
+    k = jnp.arange(30.0)[:, None]
+    controls = eq.control + jnp.asarray([0.01, 100.0]) * jnp.sin(0.5 * k)
+    dt = jnp.asarray(DEFAULT_GRID_S)
+    xs = predict(model.prepare(), x0, controls, dt, PATH.curvature)
+    ref = _fine(model.prepare(), x0, controls, dt)
+    moved = np.max(np.abs(np.asarray(ref - x0)), axis=0)
+    err = np.max(np.abs(np.asarray(xs - ref)), axis=0)
+    # Within 10% of the motion, or of the order of the sensors' noise where a state hardly
+    # moves: 1e-3 in r [rad/s], V [m/s], β [rad], e [m], Δφ [rad], s [m]; 1e-2 in ω_r [rad/s].
+    floor = np.array([1e-3, 1e-3, 1e-3, 1e-2, 1e-3, 1e-3, 1e-3])
+    assert np.all(err <= 0.1 * moved + floor), (err, moved)
+
+
+@pytest.mark.slow  # ~75 s on a loaded 2-core box: several grids, each its own compilation
+def test_predictor_is_second_order_and_stable_where_rk4_is_not(mpc):
+    x0, u_eq = _start(mpc)
+    controls = jnp.tile(u_eq + jnp.asarray([0.02, 100.0]), (8, 1))
+    ref = _fine(mpc.model, x0, controls, jnp.full(8, 0.05), dt_fine=2.5e-4)[-1]
+    errs = []
+    for h in (0.05, 0.025):
+        n = round(0.4 / h)
+        xs = predict(mpc.model, x0, jnp.repeat(controls, n // 8, 0), jnp.full(n, h), PATH.curvature)
+        errs.append(float(jnp.max(jnp.abs(xs[-1, :4] - ref[:4]) / jnp.asarray([1, 1, 1, 30]))))
+    order = np.log2(errs[0] / errs[1])
+    assert 1.6 < order < 2.6, (errs, order)
+    # The stiff wheel mode: classical RK4 at the 0.05-s step rings on ω_r (hλ far outside its
+    # stability region while the tyre is in its linear range); ROS2 follows the fine solution.
+    f = lambda t, y, u, a: mpc.model.path_vector_field(t, y, u, PATH.curvature)
+    fine = _fine(mpc.model, x0, controls, jnp.full(8, 0.05))
+    rk4 = rollout(f, x0, controls, 0.05, check=False)
+    ros = predict(mpc.model, x0, controls, jnp.full(8, 0.05), PATH.curvature)
+    err_rk4 = float(jnp.max(jnp.abs(rk4[:, 3] - fine[:, 3])))
+    err_ros = float(jnp.max(jnp.abs(ros[:, 3] - fine[:, 3])))
+    assert err_rk4 > 10 * err_ros, (err_rk4, err_ros)
+
+
+def test_condensed_jacobian_matches_autodiff(mpc):
+    # Directional derivatives J v against forward-mode autodiff of the residuals along four
+    # random directions v (cheaper than the full 60-column autodiff Jacobian, and a wrong
+    # column shows in every direction that has a component along it, i.e. almost surely).
+    x0, u_eq = _start(mpc, de=0.3, dbeta=0.05)
+    kz, kv = jax.random.split(jax.random.key(0))
+    z = jax.random.uniform(kz, (30, 2), minval=-1.0, maxval=1.0)
+    vs = jax.random.normal(kv, (4, 60))
+
+    @eqx.filter_jit
+    def both(m):
+        rho, jac = m.linearise(z, x0, u_eq)
+        f = lambda zz: m.residuals(zz.reshape(30, 2), x0, u_eq)
+        jvps = jax.vmap(lambda v: jax.jvp(f, (z.ravel(),), (v,))[1])(vs)
+        return rho, jac, f(z.ravel()), jvps
+
+    rho, jac, rho_ad, jvps = both(mpc)
+    np.testing.assert_allclose(rho, rho_ad, rtol=1e-10, atol=1e-12)
+    expect = np.asarray(jvps)
+    got = np.asarray(vs @ jac.T)
+    np.testing.assert_allclose(got, expect, rtol=1e-7, atol=1e-8 * float(np.max(np.abs(expect))))
+
+
+def _closed_loop_on_model(mpc, x, u, steps):
+    """The model itself as the plant (RK4 at 1 ms), the MPC at 20 Hz."""
+    f = lambda t, y, uu, a: mpc.model.path_vector_field(t, y, uu, PATH.curvature)
+    advance = jax.jit(
+        lambda y, uu: rollout(f, y, jnp.broadcast_to(uu, (50, 2)), 1e-3, check=False)[-1]
+    )
+    state = mpc.init(x, u)
+    infos, xs = [], [x]
+    for _ in range(steps):
+        u, state, info = mpc.step(state, x)
+        x = advance(x, u)
+        infos.append(info)
+        xs.append(x)
+    return jnp.stack(xs), infos, state
+
+
+def test_mpc_drives_the_model_back_to_the_reference(mpc):
+    x, u = _start(mpc, de=0.8, dbeta=np.radians(5.0), dv=0.5)
+    xs, infos, _ = _closed_loop_on_model(mpc, x, u, 60)
+    beta_ref = float(PATH.sideslip(0.0))
+    assert abs(float(xs[0, 4])) == pytest.approx(0.8)
+    assert abs(float(xs[-1, 4])) < 0.05, xs[-1]
+    assert abs(float(xs[-1, 2]) - beta_ref) < np.radians(1.0), xs[-1]
+    assert abs(float(xs[-1, 5])) < np.radians(1.0)
+    # Constraints hold at every step, nothing fell back, the cost fell from the first solve.
+    assert max(float(i.violation) for i in infos) <= 1e-9
+    assert all(int(i.status) != STATUS_NONFINITE for i in infos)
+    assert float(infos[-1].cost) < 1e-2 * float(infos[0].cost_initial)
+    plans = np.stack([np.asarray(i.plan[0]) for i in infos])
+    assert np.all(np.abs(plans[:, 0]) <= mpc.steer_max_rad + 1e-12)
+    rates = np.diff(plans, axis=0) / 0.05
+    assert np.all(np.abs(rates[:, 0]) <= mpc.steer_rate_max_radps + 1e-9)
+    assert np.all(np.abs(rates[:, 1]) <= mpc.torque_rate_max_nmps + 1e-6)
+
+
+@pytest.mark.slow  # a second controller: one more compilation (~30 s on a loaded 2-core box)
+def test_tight_limits_are_respected(model):
+    from physml.vehicle._actuators import Actuators
+
+    tight = Actuators(steer_max_rad=0.4, steer_rate_max_radps=0.5, torque_max_nm=1300.0)
+    mpc = DriftMPC(model, PATH, actuators=tight, torque_rate_max_nmps=2000.0, max_iterations=4)
+    x, u = _start(mpc, de=1.0, dbeta=np.radians(8.0))
+    _, infos, _ = _closed_loop_on_model(mpc, x, u, 10)
+    for info in infos:
+        plan = np.asarray(info.plan)
+        assert np.all(np.abs(plan[:, 0]) <= 0.4 + 1e-12)
+        assert np.all(plan[:, 1] <= 1300.0 + 1e-9)
+        assert float(info.violation) <= 1e-9
+
+
+def test_warm_start_needs_fewer_iterations(mpc):
+    x, u = _start(mpc, de=0.5, dbeta=np.radians(3.0))
+    xs, infos, _ = _closed_loop_on_model(mpc, x, u, 8)
+    warm = [int(i.iterations) for i in infos[1:]]
+    cold = []
+    for k in range(1, 8):
+        state = mpc.init(xs[k], infos[k - 1].plan[0])
+        cold.append(int(mpc.step(state, xs[k])[2].iterations))
+    assert sum(warm) < sum(cold), (warm, cold)
+    assert all(w <= c for w, c in zip(warm, cold, strict=True)), (warm, cold)
+
+
+def test_nonfinite_measurement_falls_back_to_the_previous_plan(mpc):
+    x, u = _start(mpc)
+    state = mpc.init(x, u)
+    command, new_state, info = mpc.step(state, x.at[1].set(jnp.nan))
+    assert int(info.status) == STATUS_NONFINITE
+    assert info.failed
+    assert bool(jnp.all(jnp.isfinite(command)))
+    np.testing.assert_allclose(command, mpc.inputs(state.rates, state.last_command)[0])
+    assert bool(jnp.all(jnp.isfinite(new_state.rates)))
+
+
+@pytest.mark.slow  # three more controllers to compile
+def test_other_tyre_and_ensemble(model):
+    # Any tyre model: the reference of a Fiala model, a magic-formula tyre in the predictor.
+    ref = drift_reference(model, PATH)
+    mf = SingleTrackModel(model.params, MagicFormula(), MagicFormula())
+    mpc = DriftMPC(mf, PATH, reference=ref, max_iterations=3)
+    x, u = _start(mpc, de=0.2)
+    command, _, info = mpc.step(mpc.init(x, u), x)
+    assert bool(jnp.all(jnp.isfinite(command))) and int(info.status) != STATUS_NONFINITE
+    # Robust variant: two particles (μ = 0.95, 1.05); residuals of both are stacked.
+    c = "friction_circle"
+    particles = stack_models(
+        [
+            SingleTrackModel(model.params, Fiala(mu=m, coupling=c), Fiala(mu=m, coupling=c))
+            for m in (0.95, 1.05)
+        ]
+    )
+    robust = DriftMPC(particles, PATH, ensemble=True, max_iterations=3)
+    single = DriftMPC(model, PATH, reference=robust.reference, max_iterations=3)
+    state = robust.init(x, u)
+    assert robust.residuals(state.rates, x, u).shape[0] == 2 * 30 * 4 + 30 * 2
+    assert single.residuals(state.rates, x, u).shape[0] == 30 * 4 + 30 * 2
+    command, _, info = robust.step(state, x)
+    assert bool(jnp.all(jnp.isfinite(command))) and int(info.status) != STATUS_NONFINITE
+
+
+def test_bad_input_is_reported(model, mpc):
+    x, u = _start(mpc)
+    # (Under the test run's runtime type checks the annotation rejects it first.)
+    with pytest.raises((ValueError, TypeError), match="7"):
+        mpc.step(mpc.init(x, u), x[:4])
+    with pytest.raises(ValueError, match="grid_s"):
+        DriftMPC(model, PATH, reference=mpc.reference, grid_s=[0.05, -0.1])
+    with pytest.raises(ValueError, match="max_iterations"):
+        DriftMPC(model, PATH, reference=mpc.reference, max_iterations=0)
+    with pytest.raises(ValueError, match="ensemble"):
+        DriftMPC(model, PATH, reference=mpc.reference, ensemble=True)
+    with pytest.raises(ValueError, match="wheel_speed"):
+        DriftMPC(model, PATH, reference=mpc.reference, wheel_speed="estimated")
+    with pytest.raises(TypeError, match="AbstractPath"):
+        DriftMPC(model, "donut")
+    with pytest.raises(ValueError, match="cannot hold"):
+        DriftMPC(model, Donut(0.5, np.radians(30.0)))  # too tight: below the model's valid speed
+
+
+# The network tyres compile for ~15-25 s each on a loaded 2-core box: kept with the slow runs.
+_HEAVY_TIRES = ("neural_exptanh", "neural_ode", "mlp")
+
+
+@pytest.mark.parametrize(
+    "tire", [pytest.param(t, marks=pytest.mark.slow) if t in _HEAVY_TIRES else t for t in TIRES]
+)
+def test_every_tyre_runs_in_the_mpc(model, mpc, tire):
+    # Each tyre family of `make_model` (default parameters, not identified) inside the
+    # predictor, its Jacobians and the quasi-steady wheel speed: one solve, finite and within
+    # the boxes. A short grid and one iteration keep the compilation small; the reference is the
+    # nominal model's (an untrained tyre need not have a drift equilibrium).
+    tyred = make_model(tire, key=jax.random.key(3), params=model.params)
+    ctrl = DriftMPC(
+        tyred,
+        PATH,
+        reference=mpc.reference,
+        grid_s=(0.05,) * 6,
+        max_iterations=1,
+        wheel_speed="quasi_steady",
+    )
+    x, u = _start(ctrl, de=0.2)
+    command, state, info = ctrl.step(ctrl.init(x, u), x)
+    assert bool(jnp.all(jnp.isfinite(command))), (tire, command)
+    assert int(info.status) != STATUS_NONFINITE, tire
+    assert bool(jnp.all(jnp.isfinite(info.predicted))) and bool(jnp.all(jnp.isfinite(state.rates)))
+    assert float(info.violation) <= 1e-9
+    assert float(info.cost) <= float(info.cost_initial) * (1 + 1e-12), tire
