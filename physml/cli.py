@@ -1,8 +1,10 @@
 """The `physml` command line: thin, no numerics of its own.
 
 physml info            versions, JAX backend and devices, float64 status
-physml ground-state    VMC ground state of a spin chain (physml.quantum)
-physml demo            a small ground-state estimate and a vehicle identification run
+physml ground-state    VMC ground state of a spin chain or square lattice (physml.quantum)
+physml sysid           collect on the plant, identify a tyre model, held-out RMSE (physml.vehicle)
+physml drift           collect → identify → closed-loop drift MPC on the plant (physml.vehicle)
+physml demo            a small ground-state estimate, a vehicle identification and a short drift
 """
 
 from __future__ import annotations
@@ -94,7 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("demo", help="small ground-state and vehicle runs on CPU defaults")
+    p = sub.add_parser(
+        "demo", help="small ground-state, identification and drift runs on CPU defaults"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="even smaller sizes (for smoke tests)")
     p.add_argument("--out", default=None, help="write a JSON summary here")

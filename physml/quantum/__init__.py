@@ -38,4 +38,8 @@ from ._symmetry import (
     check_group as check_group,
     lattice_group as lattice_group,
 )
-from ._vmc import VMCObjective as VMCObjective, local_energies as local_energies
+from ._vmc import (
+    VMCObjective as VMCObjective,
+    draw_samples as draw_samples,
+    local_energies as local_energies,
+)

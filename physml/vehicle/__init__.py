@@ -16,9 +16,12 @@ them all", CoRL 2024, appendix A.
   the quasi-equilibrium reference along a path, `drift_reference` / `DriftReference`;
 - control: the real-time drift MPC `DriftMPC` (`MPCWeights`, `MPCState`, `MPCInfo`,
   `stack_models` for posterior particles) and the closed loop on the plant, `simulate`
-  (`ClosedLoopResult`, `PoseSensor`, `drift_start`);
-- identification: `identify`, `make_model`, `trainable_spec`, `identify_bayes`; held-out
-  metrics `rollout_rmse`, `format_rmse_table`.
+  (`ClosedLoopResult`, `PoseSensor`, `drift_start`); the whole pipeline (collect → identify →
+  closed loop, with the comparison table and plots) as `run_drift` (`DriftRunResult`,
+  `format_drift_table`);
+- identification: `identify`, `make_model` (with `data=` for an initialisation from the log's
+  axle forces, `axle_force_estimates` / `fit_tires_to_forces`), `trainable_spec`,
+  `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
 """
 
 from ._actuators import Actuators as Actuators
@@ -43,11 +46,21 @@ from ._data import (
     save_log as save_log,
     validate_log as validate_log,
 )
+from ._drift_run import (
+    DriftRunResult as DriftRunResult,
+    format_drift_table as format_drift_table,
+    run_drift as run_drift,
+)
 from ._equilibria import (
     DriftReference as DriftReference,
     Equilibrium as Equilibrium,
     drift_reference as drift_reference,
     solve_equilibrium as solve_equilibrium,
+)
+from ._force_estimates import (
+    ForceEstimates as ForceEstimates,
+    axle_force_estimates as axle_force_estimates,
+    fit_tires_to_forces as fit_tires_to_forces,
 )
 from ._identify import (
     TIRES as TIRES,

@@ -14,6 +14,7 @@ from physml.vehicle._mpc import (
     DEFAULT_GRID_S,
     STATUS_NONFINITE,
     DriftMPC,
+    MPCWeights,
     predict,
     stack_models,
 )
@@ -279,3 +280,27 @@ def test_every_tyre_runs_in_the_mpc(model, mpc, tire):
     assert bool(jnp.all(jnp.isfinite(info.predicted))) and bool(jnp.all(jnp.isfinite(state.rates)))
     assert float(info.violation) <= 1e-9
     assert float(info.cost) <= float(info.cost_initial) * (1 + 1e-12), tire
+
+
+def test_soft_speed_floor_is_off_by_default_and_one_sided(mpc):
+    # Off by default (m_V = inf): the speed residual is the plain (V − V_ref) / σ_V.
+    h = mpc.dt_s[0]
+    x, _ = _start(mpc, dv=-3.0)
+    v_ref = mpc.reference.at(x[6])[0][1]
+    plain = (x[1] - v_ref) / mpc.weights.speed_mps * jnp.sqrt(h)
+    np.testing.assert_allclose(mpc._step_residual(x, h)[3], plain, rtol=1e-12)
+    floored = eqx.tree_at(
+        lambda m: m.weights, mpc, MPCWeights(speed_floor_margin_mps=2.0, speed_floor_mps=0.25)
+    )
+    # 3 m/s below the reference: 1 m/s below the floor adds 1 / 0.25 to the residual.
+    np.testing.assert_allclose(
+        floored._step_residual(x, h)[3], plain - 4.0 * jnp.sqrt(h), rtol=1e-9
+    )
+    # Within the margin or above the reference: unchanged.
+    for dv in (-1.0, 2.0):
+        y, _ = _start(mpc, dv=dv)
+        np.testing.assert_allclose(
+            floored._step_residual(y, h), mpc._step_residual(y, h), rtol=1e-12
+        )
+    with pytest.raises(ValueError, match="speed_floor_margin_mps"):
+        MPCWeights(speed_floor_margin_mps=-1.0)
