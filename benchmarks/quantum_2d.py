@@ -36,6 +36,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from quantum_accuracy import TimeLimit, learning_rate  # noqa: E402  (benchmarks/ is on sys.path)
 
 from physml.quantum import (  # noqa: E402
     SR,
@@ -90,26 +91,6 @@ def build_system(spec: str, *, symmetry: str, spin_flip: bool, features: int, la
     return name, H, model, ref, note
 
 
-def schedule(lr: float, final_lr: float, steps: int):
-    """Constant `lr` for the first half, then cosine decay to `final_lr` (a smaller imaginary-time
-    step near convergence lowers the stochastic noise floor of SR)."""
-    half = steps // 2
-    return optax.join_schedules(
-        [optax.constant_schedule(lr), optax.cosine_decay_schedule(lr, steps - half, final_lr / lr)],
-        [half],
-    )
-
-
-class TimeLimit:
-    """`fit` callback: stop once the wall-clock budget is spent."""
-
-    def __init__(self, seconds: float):
-        self.deadline = time.perf_counter() + seconds
-
-    def __call__(self, step, record, model):
-        return time.perf_counter() > self.deadline
-
-
 def run_one(spec: str, args: argparse.Namespace) -> dict:
     name, H, model, ref, note = build_system(
         spec,
@@ -132,7 +113,7 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         n_samples=args.samples,
         steps=args.steps,
         key=jax.random.key(args.seed + 1),
-        optimizer=optax.sgd(schedule(args.lr, args.final_lr, args.steps)),
+        optimizer=optax.sgd(learning_rate(args.lr, args.final_lr, args.steps)),
         preconditioner=SR(args.diag_shift),
         n_eval_samples=args.eval_samples,
         exact=ref,
