@@ -46,31 +46,14 @@ def run_sysid(
     seed: int = 0,
     progress: bool = True,
     out_dir: str | Path | None = None,
-) -> dict:
+    return_model: bool = False,
+):
     """Collect `minutes` of driving on the plant, identify a single-track model with the given
-    tyre, and report rollout RMSEs on a held-out log (another seed and manoeuvre mix)."""
-    return _sysid(
-        tire=tire,
-        minutes=minutes,
-        heldout_minutes=heldout_minutes,
-        steps=steps,
-        seed=seed,
-        progress=progress,
-        out_dir=out_dir,
-    )[0]
+    tyre, and report rollout RMSEs on a held-out log (another seed and manoeuvre mix).
 
-
-def _sysid(
-    *,
-    tire: str = "neural_exptanh",
-    minutes: float = 3.0,
-    heldout_minutes: float = 1.0,
-    steps: int = 3000,
-    seed: int = 0,
-    progress: bool = True,
-    out_dir: str | Path | None = None,
-) -> dict:
-    """`run_sysid`, also returning the plant and the fitted model (for the demo's drift)."""
+    Returns the summary dict, or `(summary, plant, fitted_model)` with `return_model=True` (the
+    demo's drift uses the model it just identified).
+    """
     plant = DriftPlant()
     key = jax.random.key(seed)
     k_train, k_held, k_model, k_fit = jax.random.split(key, 4)
@@ -106,7 +89,7 @@ def _sysid(
         out.mkdir(parents=True, exist_ok=True)
         save_log(out / "train_log.npz", log)
         (out / "sysid_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary, plant, fitted.model
+    return (summary, plant, fitted.model) if return_model else summary
 
 
 def demo(seed: int = 0, quick: bool = False) -> dict:
@@ -115,7 +98,8 @@ def demo(seed: int = 0, quick: bool = False) -> dict:
 
     Keys: those of `run_sysid`'s summary, plus "drift" (`DriftRunResult.summary()`).
     """
-    summary, plant, model = _sysid(
+    summary, plant, model = run_sysid(
+        return_model=True,
         tire="neural_exptanh",
         minutes=0.5 if quick else 3.0,
         heldout_minutes=0.25 if quick else 1.0,

@@ -178,11 +178,12 @@ def test_demo_has_the_sysid_keys_and_a_drift_part(monkeypatch, tiny_run):
 
     def fake_sysid(**kwargs):
         calls.update(kwargs)
+        assert kwargs["return_model"]
         plant = DriftPlant()
         summary = {"tire": kwargs["tire"], "minutes": kwargs["minutes"], "identify": {}}
         return summary, plant, nominal_model(plant, key=jax.random.key(0))
 
-    monkeypatch.setattr(_cli, "_sysid", fake_sysid)
+    monkeypatch.setattr(_cli, "run_sysid", fake_sysid)
     out = _cli.demo(seed=0, quick=True)
     assert calls["minutes"] == 0.5 and calls["steps"] == 60
     assert {"tire", "minutes", "identify", "drift"} <= set(out)
