@@ -268,6 +268,20 @@ def main(problems: int = 40, max_iterations: int = 5) -> dict:
         "cost_ratio_cold_over_ipopt_median": float(
             np.median(np.asarray(cold_cost) / np.asarray(ip_cost))
         ),
+        # Per problem: the worst ratio, how many plans are within 0.1% of IPOPT's cost or below
+        # it (IPOPT's own local solution is not always the better one), and which are not
+        # (problem 0 is the first step from the perturbed start, with no previous plan).
+        "cost_ratio_warm_over_ipopt_max": float(
+            np.max(np.asarray(warm_cost) / np.asarray(ip_cost))
+        ),
+        "warm_within_0p1pct_of_ipopt": int(
+            np.sum(np.asarray(warm_cost) <= 1.001 * np.asarray(ip_cost))
+        ),
+        "warm_above_0p1pct": [
+            [i, round(float(w / c), 4)]
+            for i, (w, c) in enumerate(zip(warm_cost, ip_cost, strict=True))
+            if w > 1.001 * c
+        ],
         "cost_sum": {
             "jax_warm": float(np.sum(warm_cost)),
             "jax_cold": float(np.sum(cold_cost)),

@@ -28,7 +28,7 @@ from ._collect import collect
 from ._data import DriveLog
 from ._identify import TIRES, identify, make_model, params_from_plant
 from ._model import SingleTrackModel
-from ._mpc import DriftMPC
+from ._mpc import DriftMPC, MPCWeights
 from ._paths import AbstractPath, Donut, FigureEight
 from ._plant import ISIDESLIP, ISPEED, IX, IY, IYAW, DriftPlant
 
@@ -38,6 +38,8 @@ PATHS = ("donut", "figure8")
 NOMINAL = "nominal"
 #: The tyre of the nominal model (textbook parameters, no identification).
 NOMINAL_TIRE = "fiala"
+#: Soft speed floor margin m_V [m/s] of the MPC in the drift pipeline (`MPCWeights`).
+DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
 
 
 def make_path(name: str, *, radius_m: float = 11.0, sideslip_deg: float = 30.0) -> AbstractPath:
@@ -180,9 +182,15 @@ def drive(
 ) -> DriftRunResult:
     """Build the drift MPC for `model` on `path` and run it on `plant` for `duration_s` [s]
     from a steady drift at s = 0 (`drift_start`). The nominal model's MPC uses the
-    quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model. A model with no
+    quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model; every model's
+    MPC uses the soft speed floor m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`. A model with no
     drift equilibrium on the path gives a result with `error` set and no closed loop."""
-    options = {"wheel_speed": "quasi_steady" if label == NOMINAL else "measured"}
+    # The soft speed floor (m_V = 2 m/s) keeps the MPC out of the brake-and-stall basin on the
+    # plant (see the `physml.vehicle._mpc` module docstring for the seeds it was checked on).
+    options = {
+        "wheel_speed": "quasi_steady" if label == NOMINAL else "measured",
+        "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
+    }
     options.update(mpc_options or {})
     times = {}
     tic = time.perf_counter()

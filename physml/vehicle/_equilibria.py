@@ -134,7 +134,7 @@ def solve_equilibrium(
     speed_mps: float | None = None,
     curvature_per_m: float | None = None,
     guess: Float[Array, "4"] | None = None,
-    tol: float = 1e-9,
+    tol: float | None = None,
     steer_limit_rad: float | None = None,
     torque_limits_nm: tuple[float, float] | None = None,
 ) -> Equilibrium:
@@ -147,7 +147,9 @@ def solve_equilibrium(
         curvature_per_m: κ [1/m] of the circle to drive.
         guess: scaled unknowns to start from (the `Equilibrium` of a nearby point works via
             `equilibrium_guess`); default: a few points on the drift branch.
-        tol: largest accepted scaled residual.
+        tol: largest accepted scaled residual; default 1e-9 with 64-bit floats
+            (`jax_enable_x64`), else 1e-5: float32 evaluation of the model leaves scaled
+            residuals of a few 1e-7 (its rounding floor), which 1e-9 would reject.
         steer_limit_rad, torque_limits_nm: the car's input limits; an equilibrium that needs
             inputs beyond them cannot be held and is reported as an error.
 
@@ -155,6 +157,8 @@ def solve_equilibrium(
         An `Equilibrium`. Raises `ValueError` with the reason if none is found, or if the one
         found lies below `MIN_SPEED_MPS`, where the model's low-speed regularisation decides.
     """
+    if tol is None:
+        tol = 1e-9 if jax.config.jax_enable_x64 else 1e-5
     if (speed_mps is None) == (curvature_per_m is None):
         raise ValueError("Give exactly one of `speed_mps` and `curvature_per_m`.")
     if not (np.isfinite(sideslip_rad) and abs(sideslip_rad) < np.pi / 2):

@@ -16,20 +16,40 @@ time integral on the non-uniform grid), subject to the boxes |δ̇| ≤ δ̇_max
 `drift_reference` (Goh & Gerdes, IEEE IV 2016); the σ_V term is weak (it fixes the speed along
 the path, which β, e and Δφ alone leave free only to first order).
 
-Soft speed floor (opt-in, off by default). With a finite m_V the speed residual gains a
-second slope below V_ref(s) − m_V:
+Soft speed floor (off in `MPCWeights()`; `run_drift` turns it on with m_V = 2 m/s). With a
+finite m_V the speed residual gains a second slope below V_ref(s) − m_V:
 
     ρ_V = (V − V_ref) / σ_V + min(V − V_ref + m_V, 0) / σ_floor,   σ_floor = 0.25 m/s,
 
 an asymmetric penalty that is zero (the plain σ_V term) while V stays within m_V below the
-reference. Why: on a figure-8 the reference β_ref(s) reverses along s, and braking slows the
-progress along s, which stretches the reversal in time and lowers the β-tracking cost; with
-σ_V = 1.5 m/s alone the nominal-model MPC brakes at the torque floor through the crossing and
-the car stalls (V 10 → 4 m/s), while a stiffer symmetric term (σ_V = 0.5 m/s) destabilises the
-steady drift. With m_V = 2 m/s the dip through the crossing stays ≈ 2 m/s (no stall), but the
-car then fails to enter the opposite drift (steering saturated, it leaves the path ≈ 7.6 s in,
-0.54 laps): the figure-8 remains open. m_V = 1 m/s spins the donut out within 2 s (the
-predicted V dips below the floor during the steady drift), hence the floor is off by default.
+reference. Why: with σ_V = 1.5 m/s alone, braking is the optimiser's cheapest way out of an
+over-rotated drift (cutting the drive torque lets the rear tyre grip again and β falls), and
+it can then ride the car into the low-speed basin where the drift cannot be re-established:
+the car stalls (V < 4 m/s). On the plant, with a neural-ExpTanh model identified from
+3 minutes, on the donut (R = 11 m, β = 30°), 20-s runs with 8 sensor-noise seeds (10-17)
+stalled in 2 of 8 without the floor and in none with m_V = 2 m/s; the nominal model
+(quasi-steady wheel speed) held 6 of 6 with it. It is not a default of the controller itself:
+with the nominal friction-circle model as its own plant and the measured wheel speed, from a
+large perturbation (e = 0.8 m, β + 5°, V + 0.5 m/s; tests/vehicle/test_mpc.py) the floor keeps
+the torque up while the model's saturated rear tyre gives no gradient against wheel spin, and
+the drift is lost. A stiffer symmetric term (σ_V = 0.5 m/s) destabilises the steady drift,
+and m_V = 1 m/s spins the nominal donut out within 2 s (the predicted V dips below the floor
+during the steady drift). On a figure-8 the reference β_ref(s) reverses along s, and braking
+also slows the progress along s, which stretches the reversal in time (see the reference
+clock below); with the floor the nominal model's dip through the crossing stays ≈ 2 m/s (no
+stall), but the car then fails to enter the opposite drift (steering saturated, it leaves the
+path ≈ 7.6 s in, 0.54 laps).
+
+Reference clock (option `reference_clock`). By default step k is scored against β_ref and
+V_ref at its own predicted arc length s_k. Where β_ref varies along s, as through a figure-8's
+sideslip reversal, braking then slows the reference down as well as the car, and the optimiser
+uses that: it brakes through the reversal. With `reference_clock="time"` step k is scored at
+s_0 + V_ref(s_0) t_k, a reference that advances at its own speed whatever the car does. In
+experiments on the figure-8 (R = 11 m, β = 30°, a neural-ExpTanh model identified from
+3 minutes, the reversal's states and inputs interpolated between the two mirrored drift
+equilibria) the car then followed β_ref from −30° through 0 instead of braking early, but
+still braked and stalled after the crossing; with the soft speed floor as well it entered the
+opposite drift, about 2 s late, and left the path. The figure-8 remains open.
 
 Decision variables: the input rates, scaled to z = (δ̇/δ̇_max, τ̇/τ̇_max) ∈ [−1, 1]^{N×2}, so the
 rate boxes are a plain box; the inputs follow as u_k = clip(u_{k−1} + h_k ż_k, amplitude box)
@@ -56,7 +76,8 @@ Solver: projected Gauss–Newton (Levenberg–Marquardt damping) on the box, the
 structure of J giving the Hessian approximation JᵀJ; each subproblem (a box-constrained QP in
 2N variables) starts from the clipped Newton step and is polished by accelerated projected
 gradient (FISTA, Beck & Teboulle, SIAM J. Imaging Sci. 2 (2009)); the step length comes from
-an Armijo backtracking test evaluated on all trial lengths at once (vmapped). A fixed budget
+an Armijo backtracking test on the exact cost, the full step first and the shorter trial
+lengths (vmapped) only when it fails. A fixed budget
 of `max_iterations` Gauss–Newton iterations bounds the solve time. Warm start: the previous
 plan shifted by one control period.
 
@@ -107,12 +128,16 @@ def rosenbrock_step(
     curvature,
 ) -> Float[Array, "7"]:
     """One ROS2 Rosenbrock step of length h [s] of (r, V, β, ω_r, e, Δφ, s) with u held
-    (the module docstring); `curvature` is a callable s ↦ κ(s) [1/m]."""
+    (the module docstring); `curvature` is a callable s ↦ κ(s) [1/m].
+
+    W = I − γ h J is block diagonal, diag(I₄ − γ h J₄₄, I₃) (the path states are explicit), so
+    both stages are one 4×4 LU factorisation and two solves on the vehicle states."""
     f = lambda y: model.path_vector_field(0.0, y, u, curvature)
     jac = jax.jacfwd(lambda y: model.vector_field(0.0, y, u))(x[:4])
-    w = jnp.eye(7).at[:4, :4].add(-_GAMMA * h * jac)
-    k1 = jnp.linalg.solve(w, f(x))
-    k2 = jnp.linalg.solve(w, f(x + h * k1) - 2.0 * k1)
+    lu = jax.scipy.linalg.lu_factor(jnp.eye(4) - _GAMMA * h * jac)
+    solve = lambda rhs: jnp.concatenate([jax.scipy.linalg.lu_solve(lu, rhs[:4]), rhs[4:]])
+    k1 = solve(f(x))
+    k2 = solve(f(x + h * k1) - 2.0 * k1)
     return x + h * (1.5 * k1 + 0.5 * k2)
 
 
@@ -161,8 +186,7 @@ class MPCWeights(eqx.Module):
         steer_rate_radps: σ_δ̇, 1 rad/s of steering rate.
         torque_rate_nmps: σ_τ̇, 5000 N·m/s of torque rate.
         speed_floor_margin_mps: m_V, how far V may fall below V_ref(s) before the soft speed
-            floor acts; default inf (floor off, see the module docstring; 2 m/s is the value
-            tried on the figure-8).
+            floor acts; default inf (off; `run_drift` uses 2 m/s, see the module docstring).
         speed_floor_mps: σ_floor, tolerance of the soft speed floor (0.25 m/s): below
             V_ref − m_V the speed residual grows with slope 1/σ_V + 1/σ_floor (module docstring).
     """
@@ -269,6 +293,7 @@ class DriftMPC(eqx.Module):
     tol: float = eqx.field(static=True)
     ensemble: bool = eqx.field(static=True)
     wheel_speed: str = eqx.field(static=True)
+    reference_clock: str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -284,6 +309,7 @@ class DriftMPC(eqx.Module):
         tol: float = 1e-3,
         ensemble: bool = False,
         wheel_speed: str = "measured",
+        reference_clock: str = "path",
     ):
         """
         Args:
@@ -300,6 +326,10 @@ class DriftMPC(eqx.Module):
             max_iterations: Gauss–Newton iterations per step (bounds the solve time).
             tol: relative cost decrease that ends a solve early.
             ensemble: `model` is a stack of particles; the cost is averaged over them.
+            reference_clock: where along the path step k of the horizon is scored against
+                β_ref and V_ref: "path" (default) at its predicted arc length s_k, or "time" at
+                s_0 + V_ref(s_0) t_k, a reference that advances at its own speed. On a donut
+                the two agree (β_ref, V_ref constant); on a figure-8 see the module docstring.
             wheel_speed: "measured" (use the measured ω_r) or "quasi_steady": replace it by
                 the model's quasi-steady wheel speed, the root of ω̇_r = 0 at the measured
                 (r, V, β) and the last torque. The wheel mode is fast (time constant
@@ -339,6 +369,10 @@ class DriftMPC(eqx.Module):
                 "posterior particles."
             )
         actuators = Actuators() if actuators is None else actuators
+        if reference_clock not in ("path", "time"):
+            raise ValueError(
+                f"`reference_clock` must be 'path' or 'time', got {reference_clock!r}."
+            )
         if wheel_speed not in ("measured", "quasi_steady"):
             raise ValueError(
                 f"`wheel_speed` must be 'measured' or 'quasi_steady', got {wheel_speed!r}."
@@ -374,6 +408,7 @@ class DriftMPC(eqx.Module):
         self.tol = float(tol)
         self.ensemble = ensemble
         self.wheel_speed = wheel_speed
+        self.reference_clock = reference_clock
 
     def quasi_steady_wheel_speed(
         self, y: Float[Array, "4"], torque_nm: Float[ArrayLike, ""]
@@ -437,10 +472,18 @@ class DriftMPC(eqx.Module):
         """The plan's inputs (δ, τ): u_k = clip(u_{k−1} + h_k ż_k) from the last command."""
         return self._inputs_and_sensitivity(rates, last_command)[0]
 
-    def _step_residual(self, x, h):
+    def _reference_arc_lengths(self, x0):
+        """Arc length s at which each horizon step is scored against β_ref and V_ref: the
+        predicted s_k ("path" clock) or s_0 + V_ref(s_0) t_k ("time" clock)."""
+        t_end = jnp.cumsum(self.dt_s)
+        v0 = self.reference.at(x0[6])[0][1]
+        return x0[6] + v0 * t_end
+
+    def _step_residual(self, x, h, s_ref=None):
         w = self.weights
-        v_ref = self.reference.at(x[6])[0][1]
-        beta_ref = self.path.sideslip(x[6])
+        s_ref = x[6] if (s_ref is None or self.reference_clock == "path") else s_ref
+        v_ref = self.reference.at(s_ref)[0][1]
+        beta_ref = self.path.sideslip(s_ref)
         res = jnp.stack(
             [
                 (x[2] - beta_ref) / w.sideslip_rad,
@@ -472,8 +515,9 @@ class DriftMPC(eqx.Module):
 
         start = (x0, jnp.zeros((7, dus.shape[-1])))
         _, (xs, sens) = jax.lax.scan(body, start, (us, self.dt_s, dus), unroll=_UNROLL)
-        res = jax.vmap(self._step_residual)(xs, self.dt_s)
-        dres = jax.vmap(jax.jacfwd(self._step_residual))(xs, self.dt_s)
+        s_ref = self._reference_arc_lengths(x0)
+        res = jax.vmap(self._step_residual)(xs, self.dt_s, s_ref)
+        dres = jax.vmap(jax.jacfwd(self._step_residual))(xs, self.dt_s, s_ref)
         return res, jnp.einsum("kij,kjm->kim", dres, sens), jnp.concatenate([x0[None], xs])
 
     def linearise(
@@ -506,7 +550,8 @@ class DriftMPC(eqx.Module):
 
     def _tracking(self, model, x0, us):
         xs = predict(model, x0, us, self.dt_s, self.path.curvature)
-        return jax.vmap(self._step_residual)(xs[1:], self.dt_s), xs
+        s_ref = self._reference_arc_lengths(x0)
+        return jax.vmap(self._step_residual)(xs[1:], self.dt_s, s_ref), xs
 
     def residuals(
         self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
@@ -652,7 +697,15 @@ def _step(mpc: DriftMPC, state: MPCState, x0):
         newton = jnp.where(jnp.all(jnp.isfinite(newton)), newton, -g / jnp.max(diag))
         d = _box_qp(h_damped, g, lo, hi, jnp.clip(newton, lo, hi))
         slope = g @ d
-        trial = jax.vmap(lambda a: cost_fn(z + a * d))(alphas)
+        # Armijo backtracking: the full step first (accepted in most iterations), the shorter
+        # trial lengths only if it fails, all of them at once (vmapped).
+        full = cost_fn(z + d)
+        shorter = jax.lax.cond(
+            full <= c + _ARMIJO_C * slope,
+            lambda: jnp.full(alphas.shape[0] - 1, jnp.inf),
+            lambda: jax.vmap(lambda a: cost_fn(z + a * d))(alphas[1:]),
+        )
+        trial = jnp.concatenate([full[None], shorter])
         armijo = trial <= c + _ARMIJO_C * alphas * slope
         accept = ok & jnp.any(armijo) & (slope < 0)
         first = jnp.argmax(armijo)

@@ -81,10 +81,11 @@ def test_bad_input_is_reported(setup):
 @pytest.mark.slow  # a 30-s closed loop: several minutes on a loaded 2-core box
 @pytest.mark.xfail(
     strict=True,
-    reason="known open problem: with the nominal (un-identified) model the MPC brakes through "
-    "the sideslip reversal, V falls below 4 m/s and the run stops after about half a lap; the "
-    "opt-in soft speed floor (MPCWeights.speed_floor_margin_mps = 2) removes the stall, but the "
-    "car then fails to enter the opposite drift and leaves the path (~0.54 laps)",
+    reason="known open problem: the MPC does not complete the sideslip reversal. With the "
+    "nominal model it brakes through the reversal and stalls after about half a lap; with the "
+    "soft speed floor (MPCWeights.speed_floor_margin_mps = 2, as run_drift uses) the car does "
+    "not stall but fails to enter the opposite drift and leaves the path (~0.54 laps); see "
+    "the DriftMPC module docstring",
 )
 def test_figure_eight_two_laps_without_spin_out():
     plant = DriftPlant()

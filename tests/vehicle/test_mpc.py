@@ -304,3 +304,13 @@ def test_soft_speed_floor_is_off_by_default_and_one_sided(mpc):
         )
     with pytest.raises(ValueError, match="speed_floor_margin_mps"):
         MPCWeights(speed_floor_margin_mps=-1.0)
+
+
+def test_reference_clock_is_validated_and_neutral_on_a_donut(model, mpc):
+    with pytest.raises(ValueError, match="reference_clock"):
+        DriftMPC(model, PATH, reference=mpc.reference, reference_clock="lap")
+    timed = DriftMPC(model, PATH, reference=mpc.reference, reference_clock="time")
+    x0, u_eq = _start(mpc, de=0.3, dbeta=0.05, dv=0.4)
+    z = jax.random.uniform(jax.random.key(3), (30, 2), minval=-1.0, maxval=1.0)
+    # β_ref and V_ref are constant on a donut: where along it a step is scored cannot matter.
+    np.testing.assert_allclose(timed.cost(z, x0, u_eq), mpc.cost(z, x0, u_eq), rtol=1e-12, atol=0.0)
