@@ -473,8 +473,8 @@ class DriftMPC(eqx.Module):
         return self._inputs_and_sensitivity(rates, last_command)[0]
 
     def _reference_arc_lengths(self, x0):
-        """Arc length s at which each horizon step is scored against β_ref and V_ref: the
-        predicted s_k ("path" clock) or s_0 + V_ref(s_0) t_k ("time" clock)."""
+        """s_0 + V_ref(s_0) t_k [m] for each horizon step k: where the "time" clock scores it
+        against β_ref and V_ref (the "path" clock ignores these and uses the predicted s_k)."""
         t_end = jnp.cumsum(self.dt_s)
         v0 = self.reference.at(x0[6])[0][1]
         return x0[6] + v0 * t_end
