@@ -314,3 +314,26 @@ def test_reference_clock_is_validated_and_neutral_on_a_donut(model, mpc):
     z = jax.random.uniform(jax.random.key(3), (30, 2), minval=-1.0, maxval=1.0)
     # β_ref and V_ref are constant on a donut: where along it a step is scored cannot matter.
     np.testing.assert_allclose(timed.cost(z, x0, u_eq), mpc.cost(z, x0, u_eq), rtol=1e-12, atol=0.0)
+
+
+def test_time_clock_scores_each_step_where_the_reference_has_advanced(model, mpc):
+    # A path whose β_ref varies (a figure-8's reversal at s = 0): each horizon step k must be
+    # scored at s_0 + V_ref t_k with the "time" clock, at its own predicted s_k with "path".
+    from physml.vehicle._paths import FigureEight
+
+    eight = FigureEight(11.0, np.radians(30.0), transition_m=12.0)
+    x0, _ = _start(mpc, de=0.1)
+    x0 = x0.at[6].set(-5.0)  # 5 m before the crossing: β_ref changes within the horizon
+    for clock in ("path", "time"):
+        m = DriftMPC(model, PATH, reference=mpc.reference, reference_clock=clock)
+        m = eqx.tree_at(lambda c: c.path, m, eight)
+        xs = x0 + jnp.zeros((30, 7)).at[:, 6].set(jnp.linspace(0.5, 12.0, 30))  # any states
+        s_time = m._reference_arc_lengths(x0)
+        v_ref = float(mpc.reference.at(0.0)[0][1])  # constant on the donut reference
+        np.testing.assert_allclose(s_time, -5.0 + v_ref * np.cumsum(mpc.dt_s), rtol=1e-12)
+        res = jax.vmap(m._step_residual)(xs, m.dt_s, s_time)
+        s_scored = s_time if clock == "time" else xs[:, 6]
+        expect = (xs[:, 2] - eight.sideslip(s_scored)) / m.weights.sideslip_rad * jnp.sqrt(m.dt_s)
+        np.testing.assert_allclose(res[:, 0], expect, rtol=1e-12, atol=1e-12)
+    # The two clocks disagree here (else the test above could not tell them apart).
+    assert not np.allclose(eight.sideslip(s_time), eight.sideslip(xs[:, 6]))
