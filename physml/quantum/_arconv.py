@@ -190,8 +190,16 @@ class ARConv1D(AbstractAutoregressiveModel):
         log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
         return log_mod, None if self.positive else out[..., 2:]
 
+    def log_amplitudes(
+        self, x: Int[Array, "batch sites"], *, per_sample: bool = False
+    ) -> tuple[Float[Array, "batch sites local"], Float[Array, "batch sites local"] | None]:
+        """Per site and local state: log |ψ_i(s | x_<i)| and the phase φ_i(s) (None if positive),
+        from one pass. `per_sample=True`: matmul convolutions (same values), for vmapped
+        per-sample gradients (what `FixedMagnetization` passes on)."""
+        return self._head(self._hidden(self.to_spins(x), per_sample))
+
     def _log_psi_indices(self, x: Int[Array, "batch sites"], matmul: bool = False) -> Array:
-        log_mod, phase = self._head(self._hidden(self.to_spins(x), matmul))
+        log_mod, phase = self.log_amplitudes(x, per_sample=matmul)
         pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
         if phase is None:
             return pick(log_mod)

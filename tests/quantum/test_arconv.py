@@ -124,6 +124,20 @@ def test_log_psi_matches_indices_and_netket_spins():
     np.testing.assert_allclose(m.log_psi(s.reshape(2, 8, 4)).reshape(-1), m.log_psi(s))
 
 
+def test_log_amplitudes_agree_with_conditionals_and_log_psi():
+    """`log_amplitudes` (what FixedMagnetization reads: one pass for all sites) gives the
+    conditionals, 2 log|ψ_i|, and log ψ by picking; the matmul (per-sample) form is equal."""
+    m = _model(6, 3, 3, 3, (1, 2, 4), False, 5)
+    x = m.to_indices(all_spins(6))
+    log_mod, phase = m.log_amplitudes(x)
+    log_mod_mm, phase_mm = m.log_amplitudes(x, per_sample=True)
+    np.testing.assert_allclose(log_mod_mm, log_mod, atol=1e-12)
+    np.testing.assert_allclose(phase_mm, phase, atol=1e-12)
+    np.testing.assert_allclose(2 * log_mod, jax.vmap(m.conditionals)(x), atol=1e-12)
+    pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
+    np.testing.assert_allclose(pick(log_mod) + 1j * pick(phase), m.log_psi(m.to_spins(x)))
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
