@@ -49,7 +49,16 @@ experiments on the figure-8 (R = 11 m, β = 30°, a neural-ExpTanh model identif
 3 minutes, the reversal's states and inputs interpolated between the two mirrored drift
 equilibria) the car then followed β_ref from −30° through 0 instead of braking early, but
 still braked and stalled after the crossing; with the soft speed floor as well it entered the
-opposite drift, about 2 s late, and left the path. The figure-8 remains open.
+opposite drift, about 2 s late, and left the path. The figure-8 remains open. A further finding
+(nominal friction-circle model, R = 11 m, β = 30°, transition 12 m, m_V = 2 m/s, start 20 m
+before the crossing, 9 s): with the model as its own plant integrated by this predictor (ROS2 at
+0.05 s) the MPC completes the crossing (max |e| 0.51 m); integrated at 1 ms (RK4) it does not
+(the rear wheel locks under braking, or the drift is not re-entered), with the measured or the
+quasi-steady wheel speed and with τ ≥ 0. With a 10-ms grid (100 × 0.01 s + 5 × 0.15 s, control
+at 100 Hz) it completes it on the finely integrated model too (max |e| 0.56 m, final β error
+1.3°): the coarse steps misrepresent the tyre and wheel transient of the reversal. On the plant
+the 10-ms grid still leaves the path (7.1 s, 0.51 laps): there the rear tyre regains grip at
+β ≈ 0 and does not break loose again at full torque, which the single-track model predicts.
 
 Decision variables: the input rates, scaled to z = (δ̇/δ̇_max, τ̇/τ̇_max) ∈ [−1, 1]^{N×2}, so the
 rate boxes are a plain box; the inputs follow as u_k = clip(u_{k−1} + h_k ż_k, amplitude box)
