@@ -38,7 +38,8 @@ PATHS = ("donut", "figure8")
 NOMINAL = "nominal"
 #: The tyre of the nominal model (textbook parameters, no identification).
 NOMINAL_TIRE = "fiala"
-#: Soft speed floor margin m_V [m/s] of the MPC in the drift pipeline (`MPCWeights`).
+#: Soft speed floor margin m_V [m/s] of the MPC in the drift pipeline (`MPCWeights`): it keeps
+#: the MPC out of the brake-and-stall basin on the plant (the `_mpc` module docstring).
 DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
 
 
@@ -185,8 +186,6 @@ def drive(
     quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model; every model's
     MPC uses the soft speed floor m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`. A model with no
     drift equilibrium on the path gives a result with `error` set and no closed loop."""
-    # The soft speed floor (m_V = 2 m/s) keeps the MPC out of the brake-and-stall basin on the
-    # plant (see the `physml.vehicle._mpc` module docstring for the seeds it was checked on).
     options = {
         "wheel_speed": "quasi_steady" if label == NOMINAL else "measured",
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),

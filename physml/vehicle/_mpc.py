@@ -58,7 +58,8 @@ quasi-steady wheel speed and with τ ≥ 0. With a 10-ms grid (100 × 0.01 s + 5
 at 100 Hz) it completes it on the finely integrated model too (max |e| 0.56 m, final β error
 1.3°): the coarse steps misrepresent the tyre and wheel transient of the reversal. On the plant
 the 10-ms grid still leaves the path (7.1 s, 0.51 laps): there the rear tyre regains grip at
-β ≈ 0 and does not break loose again at full torque, which the single-track model predicts.
+β ≈ 0 and, at full torque and full lock, only accelerates instead of breaking loose again as
+the single-track model predicts (a guess, not checked: the plant's longitudinal load transfer).
 
 Decision variables: the input rates, scaled to z = (δ̇/δ̇_max, τ̇/τ̇_max) ∈ [−1, 1]^{N×2}, so the
 rate boxes are a plain box; the inputs follow as u_k = clip(u_{k−1} + h_k ż_k, amplitude box)
@@ -76,10 +77,11 @@ Comput. 20 (1999), eq. 2.3, γ = 1 + 1/√2):
 with W = I − γ h J, J the Jacobian ∂f/∂(r, V, β, ω_r) of the vehicle states at x_k (forward
 mode, 4 directions; the path states (e, Δφ, s) are not stiff and are left explicit: zero
 columns in J). ROS2 is of order 2 for any matrix in W (a W-method) and, with the exact
-Jacobian, L-stable, so two model evaluations and two 7×7 solves per step replace the < 7 ms
-RK4 substeps that the stiff mode would need. (Treating only the (ω_r, ω_r) entry implicitly is
-also stable, but its error at the 0.15-s steps was several times larger: the fast mode moves V
-as well as ω_r.) `tests/vehicle/test_mpc.py` checks the predictor against a 1-ms RK4 rollout.
+Jacobian, L-stable, so two model evaluations, one 4×4 LU factorisation and two solves per
+step replace the < 7 ms RK4 substeps that the stiff mode would need. (Treating only the
+(ω_r, ω_r) entry implicitly is also stable, but its error at the 0.15-s steps was several times
+larger: the fast mode moves V as well as ω_r.) `tests/vehicle/test_mpc.py` checks the
+predictor against a 1-ms RK4 rollout.
 
 Solver: projected Gauss–Newton (Levenberg–Marquardt damping) on the box, the sum-of-squares
 structure of J giving the Hessian approximation JᵀJ; each subproblem (a box-constrained QP in
