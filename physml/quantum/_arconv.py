@@ -38,27 +38,15 @@ __all__ = ["ARConv1D"]
 def _causal_conv(
     h: Float[Array, "batch sites fin"], w: Float[Array, "kfin fout"], k: int, d: int
 ) -> Float[Array, "batch sites fout"]:
-    """Causal dilated conv: out_i = Σ_j h_{i−(k−1−j)·d} W_j (taps oldest first, zero before 0).
+    """Causal dilated conv: out_i = Σ_j h_{i−(k−1−j)·d} W_j (taps oldest first, zero before 0),
+    as one im2col matmul.
 
-    One `conv_general_dilated` call (explicit left padding), which on CPU is ~2-3× faster than an
-    im2col matmul for large batches (memory traffic, not flops, dominates).
+    On 2 CPU cores (float64, 1024 chains) this is as fast as `lax.conv_general_dilated` forward
+    and 1.4–1.9× faster for the gradient (N = 20, 2 layers × 10 features: 5.5 against 9.0 ms;
+    5 layers × 16 features: 48 against 90 ms; N = 100, 5 layers: 74 against 102 ms), and under
+    `vmap` (per-sample gradients for SR) it stays a batched matmul where a vmapped convolution
+    becomes a slow grouped one.
     """
-    return jax.lax.conv_general_dilated(
-        h,
-        w.reshape(k, h.shape[-1], w.shape[-1]),
-        window_strides=(1,),
-        padding=[((k - 1) * d, 0)],
-        rhs_dilation=(d,),
-        dimension_numbers=("NWC", "WIO", "NWC"),
-    )
-
-
-def _causal_conv_matmul(
-    h: Float[Array, "batch sites fin"], w: Float[Array, "kfin fout"], k: int, d: int
-) -> Float[Array, "batch sites fout"]:
-    """The same convolution as one im2col matmul. Under `vmap` (per-sample gradients for SR)
-    this stays a batched matmul, whereas a vmapped convolution becomes a grouped convolution,
-    which is very slow on CPU."""
     n = h.shape[1]
     hp = jnp.pad(h, ((0, 0), ((k - 1) * d, 0), (0, 0)))
     return jnp.concatenate([hp[:, j * d : j * d + n] for j in range(k)], axis=-1) @ w
@@ -171,16 +159,13 @@ class ARConv1D(AbstractAutoregressiveModel):
 
     # ----- batched pass ------------------------------------------------------------------------
 
-    def _hidden(
-        self, spins: Float[Array, "batch sites"], matmul: bool = False
-    ) -> Float[Array, "batch sites f"]:
+    def _hidden(self, spins: Float[Array, "batch sites"]) -> Float[Array, "batch sites f"]:
         # Shift right by one site: the first layer at site i sees σ_<i only.
         h = jnp.pad(spins[:, :-1], ((0, 0), (1, 0)))[..., None]
-        conv = _causal_conv_matmul if matmul else _causal_conv
         for layer, (w, b, d) in enumerate(
             zip(self.weights, self.biases, self.dilations, strict=False)
         ):
-            out = self.activation(conv(h, w, self.kernel_size, d) + b)
+            out = self.activation(_causal_conv(h, w, self.kernel_size, d) + b)
             h = out if layer == 0 else h + out
         return h
 
@@ -190,33 +175,38 @@ class ARConv1D(AbstractAutoregressiveModel):
         log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
         return log_mod, None if self.positive else out[..., 2:]
 
+    def _site_terms(self, h: Float[Array, "*b f"], x: Int[Array, "*b"]) -> Array:
+        """log ψ_i(x_i | x_<i) = log|ψ_i(x_i)| + i φ_i(x_i) from the last hidden layer, for the
+        chosen local state only: with two states the normalised log-modulus is the two-term
+        logsumexp −½ softplus(2(a_{1−x} − a_x)), so only the gap of the two head outputs is
+        needed (the same value as `_head` and picking)."""
+        w, b = self.head_w, self.head_b
+        gap = h @ (w[:, 1] - w[:, 0]) + (b[1] - b[0])  # a_1 − a_0
+        terms = -0.5 * jax.nn.softplus(2 * jnp.where(x == 0, gap, -gap))
+        if self.positive:
+            return terms
+        return terms + 1j * jnp.where(x == 0, h @ w[:, 2] + b[2], h @ w[:, 3] + b[3])
+
     def log_amplitudes(
         self, x: Int[Array, "batch sites"], *, per_sample: bool = False
     ) -> tuple[Float[Array, "batch sites local"], Float[Array, "batch sites local"] | None]:
         """Per site and local state: log |ψ_i(s | x_<i)| and the phase φ_i(s) (None if positive),
-        from one pass. `per_sample=True`: matmul convolutions (same values), for vmapped
-        per-sample gradients (what `FixedMagnetization` passes on)."""
-        return self._head(self._hidden(self.to_spins(x), per_sample))
-
-    def _log_psi_indices(self, x: Int[Array, "batch sites"], matmul: bool = False) -> Array:
-        log_mod, phase = self.log_amplitudes(x, per_sample=matmul)
-        pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
-        if phase is None:
-            return pick(log_mod)
-        return pick(log_mod) + 1j * pick(phase)
+        from one pass. `per_sample` is accepted for the interface `FixedMagnetization` and `SR`
+        use; the convolutions are matmuls either way."""
+        return self._head(self._hidden(self.to_spins(x)))
 
     def log_psi(
         self, sigma: Real[Array, "*batch sites"], *, per_sample: bool = False
     ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
         """log ψ(σ) for spin configurations σ (values in `local_states`, e.g. NetKet samples).
 
-        Real if `positive`, complex otherwise. Any leading batch shape. `per_sample=True` uses
-        matmul convolutions, faster when the call is `vmap`ped over single samples (e.g.
-        per-sample gradients); the values are the same.
+        Real if `positive`, complex otherwise. Any leading batch shape. `per_sample` is accepted
+        for `SR`'s interface (vmapped single samples); the convolutions are matmuls either way.
         """
         batch = sigma.shape[:-1]
         x = self.to_indices(sigma.reshape(-1, sigma.shape[-1]))
-        return self._log_psi_indices(x, per_sample).reshape(batch)
+        h = self._hidden(self.to_spins(x))
+        return self._site_terms(h, x).sum(-1).reshape(batch)
 
     def conditionals(self, x: Int[Array, " sites"]) -> Float[Array, "sites local"]:
         """log p(x_i = s | x_<i) = 2 log|ψ_i(s | x_<i)| for all sites, from one pass."""

@@ -25,7 +25,7 @@ from jaxtyping import Array, Inexact, Int, Real
 from ..kernels import AbstractAutoregressiveModel, AbstractObjective, estimate, sample
 from ..kernels._sharding import batch_sharding, can_shard
 from ._arconv import ARConv1D
-from ._flips import flips_pay_off, log_psi_single_flips
+from ._flips import log_psi_single_flips
 
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
@@ -158,8 +158,9 @@ def local_energies(
         log_psi: `model.log_psi(sigma)` if already computed.
         single_flip: the operator connects σ only to σ itself and single-spin flips (TFIM):
             evaluate ψ(σ') by propagating the flip through the network's receptive field
-            (`log_psi_single_flips`, same values, ~N/R times less work). `None`: on for NetKet's
-            `IsingJax` when the receptive field R is short enough to pay off (`flips_pay_off`).
+            (`log_psi_single_flips`, same values, ~N/R times less work; measured faster than
+            the plain pass even when R exceeds N, 2.1× at R = 1.45 N). `None`: on for NetKet's
+            `IsingJax` with an `ARConv1D`.
             A violation is reported by `eqx.error_if` at run time.
         max_configurations: evaluate ψ on the connected configurations in chunks of at most
             this many network passes (a `Symmetrized` state counts |G| per configuration), one
@@ -172,11 +173,7 @@ def local_energies(
     """
     if single_flip is None:
         # The receptive-field shortcut is specific to the 1D masked convolutions.
-        single_flip = (
-            isinstance(hamiltonian, nk.operator.IsingJax)
-            and isinstance(model, ARConv1D)
-            and flips_pay_off(model)
-        )
+        single_flip = isinstance(hamiltonian, nk.operator.IsingJax) and isinstance(model, ARConv1D)
     sigma_p, mels = hamiltonian.get_conn_padded(sigma)
     if single_flip:
         log_psi, log_psi_flips = log_psi_single_flips(model, sigma)

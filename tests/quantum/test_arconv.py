@@ -11,6 +11,7 @@ from quantum_testing import all_spins, assert_sampler_paths_agree, perturbed
 
 from physml.kernels import sample
 from physml.quantum import ARConv1D
+from physml.quantum._arconv import _causal_conv
 
 
 def _model(n, layers, features, kernel, dilations, positive, seed, scale=1.0):
@@ -126,16 +127,42 @@ def test_log_psi_matches_indices_and_netket_spins():
 
 def test_log_amplitudes_agree_with_conditionals_and_log_psi():
     """`log_amplitudes` (what FixedMagnetization reads: one pass for all sites) gives the
-    conditionals, 2 log|ψ_i|, and log ψ by picking; the matmul (per-sample) form is equal."""
+    conditionals, 2 log|ψ_i|, and log ψ by picking (log_psi takes the two-state softplus form of
+    the normalisation, a different formula for the same value)."""
     m = _model(6, 3, 3, 3, (1, 2, 4), False, 5)
     x = m.to_indices(all_spins(6))
     log_mod, phase = m.log_amplitudes(x)
-    log_mod_mm, phase_mm = m.log_amplitudes(x, per_sample=True)
-    np.testing.assert_allclose(log_mod_mm, log_mod, atol=1e-12)
-    np.testing.assert_allclose(phase_mm, phase, atol=1e-12)
+    log_mod_ps, phase_ps = m.log_amplitudes(x, per_sample=True)
+    np.testing.assert_array_equal(log_mod_ps, log_mod)
+    np.testing.assert_array_equal(phase_ps, phase)
     np.testing.assert_allclose(2 * log_mod, jax.vmap(m.conditionals)(x), atol=1e-12)
     pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
     np.testing.assert_allclose(pick(log_mod) + 1j * pick(phase), m.log_psi(m.to_spins(x)))
+
+
+@given(
+    n=st.integers(1, 9),
+    f_in=st.integers(1, 3),
+    f_out=st.integers(1, 3),
+    k=st.integers(1, 4),
+    d=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=20, deadline=None)
+def test_causal_conv_matmul_equals_lax_convolution(n, f_in, f_out, k, d, seed):
+    """The im2col matmul equals XLA's dilated convolution with left (causal) padding."""
+    kh, kw = jax.random.split(jax.random.key(seed))
+    h = jax.random.normal(kh, (3, n, f_in))
+    w = jax.random.normal(kw, (k * f_in, f_out))
+    reference = jax.lax.conv_general_dilated(
+        h,
+        w.reshape(k, f_in, f_out),
+        window_strides=(1,),
+        padding=[((k - 1) * d, 0)],
+        rhs_dilation=(d,),
+        dimension_numbers=("NWC", "WIO", "NWC"),
+    )
+    np.testing.assert_allclose(_causal_conv(h, w, k, d), reference, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ from jax.flatten_util import ravel_pytree
 from quantum_testing import assert_gradient_within_5_standard_errors, perturbed
 
 from physml.quantum import SR, ARConv1D, VMCObjective, heisenberg, local_energies, tfim
+from physml.quantum._flips import log_psi_single_flips
 
 
 def _model(n, positive, seed, scale=0.5, features=3):
@@ -174,6 +175,11 @@ def test_single_flip_local_energies_equal_generic_path(n, layers, kernel, d, pos
     fast = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=True))(m, sigma)
     slow = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=False))(m, sigma)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10)
+    # Chunked over the batch (5 rows per `lax.map` step, 16 rows: the last chunk padded): equal.
+    log_psi, flips = log_psi_single_flips(m, sigma)
+    log_psi_c, flips_c = log_psi_single_flips(m, sigma, chunk_size=5)
+    np.testing.assert_allclose(log_psi_c, log_psi, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(flips_c, flips, rtol=1e-12, atol=1e-12)
 
 
 def test_single_flip_refuses_two_site_moves():
