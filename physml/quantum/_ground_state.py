@@ -20,6 +20,7 @@ import optax
 
 from ..kernels import AbstractPreconditioner, Stats, estimate, fit
 from ..kernels._validate import check_finite_tree, check_key, check_positive_int
+from ._sr import SR
 from ._vmc import VMCObjective, check_compatible, draw_samples, local_energies
 
 __all__ = ["Result", "ground_state"]
@@ -158,7 +159,8 @@ def ground_state(
     if optimizer is None:
         optimizer = optax.adam(1e-3, b2=0.9)
     train_key, eval_key = jax.random.split(key)
-    objective = VMCObjective(hamiltonian, n_samples)
+    # SR builds its update from the per-sample log-derivatives; the plain gradient is not used.
+    objective = VMCObjective(hamiltonian, n_samples, gradient=not isinstance(preconditioner, SR))
     run = fit(
         objective,
         model,

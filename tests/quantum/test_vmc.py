@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import netket as nk
 import numpy as np
+import optax
 import pytest
 from hypothesis import given, settings, strategies as st
 from jax.flatten_util import ravel_pytree
@@ -139,6 +140,26 @@ def test_sr_matches_direct_formula_in_both_spaces(positive):
     for mode in ("sample", "params", "auto"):
         delta, _ = SR(lam, mode=mode)(grads, None, m, aux)
         np.testing.assert_allclose(ravel_pytree(delta)[0], expected, rtol=1e-8, atol=1e-10)
+
+
+def test_sr_update_does_not_need_the_objective_gradient():
+    """`VMCObjective(gradient=False)` (what `ground_state` builds for SR) skips the backward
+    pass; the SR-preconditioned step is the same, and the plain gradient is really skipped."""
+    from physml.kernels._train import train_init, train_step
+
+    n = 6
+    H, m = tfim(n, 0.8), _model(n, False, 3)
+    optimizer = optax.sgd(0.05)
+    params = []
+    for gradient in (True, False):
+        objective = VMCObjective(H, 64, gradient=gradient)
+        state, static = train_init(m, optimizer, key=jax.random.key(4), preconditioner=SR(1e-3))
+        state, info = train_step(state, static, objective, optimizer, SR(1e-3))
+        assert bool(info.ok)
+        params.append(ravel_pytree(state.params)[0])
+    np.testing.assert_allclose(params[1], params[0], rtol=1e-12, atol=1e-14)
+    _, grads, _ = VMCObjective(H, 64, gradient=False).value_and_grad(m, jax.random.key(5))
+    assert not np.any(ravel_pytree(eqx.filter(grads, eqx.is_inexact_array))[0])
 
 
 def test_sr_rejects_bad_shift():
