@@ -9,7 +9,7 @@ Same size: NetKet's `layers` counts the output convolution (features → 2, kern
 so NetKet `layers=L+1` is compared with physml `layers=L` hidden layers plus its 1×1 output head
 (N=20, k=5, 10 features: 662 vs 592 parameters; physml does slightly less work per site). Both
 have real parameters and a real positive wave function. Each timing is the median of `repeats`
-after a warm-up (compilation excluded).
+after a warm-up (compilation excluded), the two sides timed in alternation.
 
     python benchmarks/quantum_vs_netket.py   # N=20, NetKet 3 layers = physml 2 + head, F=10, k=5
     python benchmarks/quantum_vs_netket.py --samples 1024 --repeats 5
@@ -35,17 +35,21 @@ from physml.kernels._train import train_init, train_step  # noqa: E402
 from physml.quantum import ARConv1D, VMCObjective, tfim  # noqa: E402
 
 
-def _median_time(fn, repeats):
-    fn()  # warm-up / compile
-    times = []
+def _interleaved_medians(fns, repeats):
+    """Median wall time of each function, timed in alternation (a, b, a, b, …) after one
+    warm-up call each, so that a load change on a shared machine hits both sides alike."""
+    for fn in fns:
+        fn()  # warm-up / compile
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
-def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=5, vmc_steps=10):
+def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=21, vmc_steps=10):
     hi = nk.hilbert.Spin(0.5, n_sites)
     H = tfim(n_sites, 1.0)
     print(
@@ -65,14 +69,12 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=5,
         nk.sampler.ARDirectSampler(hi), nk_model, n_samples=n_samples, seed=0, sampler_seed=1
     )
     print(f"NetKet parameters: {vs.n_parameters}")
-    t_nk_sample = _median_time(lambda: vs.sample().block_until_ready(), repeats)
     driver = nk.driver.VMC(H, optax.adam(1e-3, b2=0.9), variational_state=vs)
 
     def nk_steps():
         driver.run(n_iter=vmc_steps, out=None, show_progress=False)
         jax.block_until_ready(vs.parameters)
 
-    t_nk_vmc = _median_time(nk_steps, max(1, repeats // 2)) / vmc_steps
 
     # --- physml -------------------------------------------------------------------------------
     model = ARConv1D(
@@ -86,8 +88,12 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=5,
     n_params = sum(x.size for x in jax.tree.leaves(eqx.filter(model, eqx.is_array)))
     print(f"physml parameters: {n_params}")
     keys = iter(jax.random.split(jax.random.key(1), 10_000))
-    t_pm_sample = _median_time(
-        lambda: sample(model, n_samples, key=next(keys))[0].block_until_ready(), repeats
+    t_nk_sample, t_pm_sample = _interleaved_medians(
+        [
+            lambda: vs.sample().block_until_ready(),
+            lambda: sample(model, n_samples, key=next(keys))[0].block_until_ready(),
+        ],
+        repeats,
     )
     objective = VMCObjective(H, n_samples)
     optimizer = optax.adam(1e-3, b2=0.9)
@@ -99,7 +105,6 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=5,
             state, _info = train_step(state, static, objective, optimizer)
         jax.block_until_ready(state.params)
 
-    t_pm_vmc_raw = _median_time(pm_raw_steps, max(1, repeats // 2)) / vmc_steps
 
     def pm_fit():
         fit(
@@ -111,7 +116,10 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=5,
             progress=False,
         )
 
-    t_pm_vmc_fit = _median_time(pm_fit, max(1, repeats // 2)) / vmc_steps
+    t_nk_vmc, t_pm_vmc_raw, t_pm_vmc_fit = (
+        t / vmc_steps
+        for t in _interleaved_medians([nk_steps, pm_raw_steps, pm_fit], max(1, repeats // 2))
+    )
 
     rows = [
         ("sampling [samples/s]", n_samples / t_nk_sample, n_samples / t_pm_sample),
@@ -134,7 +142,7 @@ if __name__ == "__main__":
     p.add_argument("--features", type=int, default=10)
     p.add_argument("--kernel", type=int, default=5)
     p.add_argument("--samples", type=int, default=1024)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=21)
     p.add_argument("--vmc-steps", type=int, default=10)
     a = p.parse_args()
     main(a.sites, a.layers, a.features, a.kernel, a.samples, a.repeats, a.vmc_steps)

@@ -70,8 +70,10 @@ def supports_cache(model: AbstractAutoregressiveModel) -> bool:
 
 def _draw(log_probs: Float[Array, "*b local"], u: Float[Array, "*b"]) -> Int[Array, "*b"]:
     """Inverse-CDF draw: the first s with u < Σ_{t≤s} p_t (clipped to the last state)."""
-    cdf = jnp.cumsum(jnp.exp(log_probs), axis=-1)
     n_local = log_probs.shape[-1]
+    if n_local == 2:  # the same rule, without the cumulative sum (spin-1/2 models)
+        return (jnp.exp(log_probs[..., 0]) <= u.astype(log_probs.dtype)).astype(jnp.int32)
+    cdf = jnp.cumsum(jnp.exp(log_probs), axis=-1)
     idx = jnp.sum(cdf[..., :-1] <= u[..., None].astype(cdf.dtype), axis=-1)
     return jnp.minimum(idx, n_local - 1).astype(jnp.int32)
 
