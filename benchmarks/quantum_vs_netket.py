@@ -75,7 +75,6 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=21
         driver.run(n_iter=vmc_steps, out=None, show_progress=False)
         jax.block_until_ready(vs.parameters)
 
-
     # --- physml -------------------------------------------------------------------------------
     model = ARConv1D(
         n_sites,
@@ -104,7 +103,6 @@ def main(n_sites=20, layers=2, features=10, kernel=5, n_samples=1024, repeats=21
         for _ in range(vmc_steps):
             state, _info = train_step(state, static, objective, optimizer)
         jax.block_until_ready(state.params)
-
 
     def pm_fit():
         fit(
