@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
@@ -14,6 +15,7 @@ from hypothesis import given, strategies as st
 from toy_ar import PlainOnlyAR, TableAR, exact_log_probs
 
 from physml.kernels import log_prob, sample
+from physml.kernels._sampler import _draw
 
 
 def _index(configs, local_size):
@@ -61,6 +63,15 @@ def test_plain_and_cached_give_identical_samples(n_sites, local_size, seed):
     x_p, lp_p = sample(model, 64, key=key, cached=False)
     np.testing.assert_array_equal(x_c, x_p)
     np.testing.assert_allclose(lp_c, lp_p, rtol=1e-12, atol=1e-12)
+
+
+@given(st.floats(-30.0, 30.0), st.floats(0.0, 1.0, exclude_max=True))
+def test_two_state_draw_is_the_inverse_cdf_rule(logit, u):
+    """`_draw`'s two-state branch (no cumulative sum) picks what the general rule picks: the
+    first s with u < Σ_{t≤s} p_t, clipped to the last state."""
+    log_p = np.array([-np.logaddexp(0.0, logit), -np.logaddexp(0.0, -logit)])
+    general = min(int(np.sum(np.cumsum(np.exp(log_p))[:-1] <= u)), 1)
+    assert int(_draw(jnp.asarray(log_p), jnp.asarray(u))) == general
 
 
 def test_log_probs_are_exact():
