@@ -6,7 +6,7 @@ chain, no burn-in, no autocorrelation. Two paths draw the same samples for the s
 
 - plain: at site i the model is evaluated on the partial configuration (O(N) network passes of
   cost O(N·L) each: O(N²·L) per sample);
-- cached: the model keeps a per-layer cache (e.g. ring buffers of past activations) and computes
+- cached: the model keeps a per-layer cache (e.g. the history of past activations) and computes
   only the new site's conditional (O(N·L) per sample).
 
 Both paths draw site i's value by inverting the conditional CDF at one uniform number u_i, with

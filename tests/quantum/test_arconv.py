@@ -52,7 +52,7 @@ def test_normalisation_autoregressive_and_cache(arch, data):
     - Σ_σ |ψ(σ)|² = 1 by enumeration, to 1e-12 (float64 sum of ≤ 512 terms);
     - flipping site j leaves the conditionals at sites ≤ j unchanged (to 1e-14), and each row
       of conditionals is normalised;
-    - the ring-buffer incremental pass gives the batched pass's conditionals (to 1e-12).
+    - the cached incremental pass gives the batched pass's conditionals (to 1e-12).
     """
     m = _build(arch)
     n = m.n_sites
