@@ -175,16 +175,21 @@ class ARConv1D(AbstractAutoregressiveModel):
         log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
         return log_mod, None if self.positive else out[..., 2:]
 
+    def _gap(self, h: Float[Array, "*b f"]) -> Float[Array, "*b"]:
+        """a_1 − a_0, the gap of the head's two log-modulus outputs."""
+        w, b = self.head_w, self.head_b
+        return h @ (w[:, 1] - w[:, 0]) + (b[1] - b[0])
+
     def _site_terms(self, h: Float[Array, "*b f"], x: Int[Array, "*b"]) -> Array:
         """log ψ_i(x_i | x_<i) = log|ψ_i(x_i)| + i φ_i(x_i) from the last hidden layer, for the
         chosen local state only: with two states the normalised log-modulus is the two-term
         logsumexp −½ softplus(2(a_{1−x} − a_x)), so only the gap of the two head outputs is
         needed (the same value as `_head` and picking)."""
-        w, b = self.head_w, self.head_b
-        gap = h @ (w[:, 1] - w[:, 0]) + (b[1] - b[0])  # a_1 − a_0
+        gap = self._gap(h)
         terms = -0.5 * jax.nn.softplus(2 * jnp.where(x == 0, gap, -gap))
         if self.positive:
             return terms
+        w, b = self.head_w, self.head_b
         return terms + 1j * jnp.where(x == 0, h @ w[:, 2] + b[2], h @ w[:, 3] + b[3])
 
     def log_amplitudes(
@@ -252,7 +257,6 @@ class ARConv1D(AbstractAutoregressiveModel):
             new_cache.append(hist)
         # Two local states: log p(s) = 2 log|ψ_i(s)| = −softplus(±2 (a_1 − a_0)), so the head
         # needs only the gap of its two log-modulus outputs (as in `_site_terms`).
-        w, b = self.head_w, self.head_b
-        gap = h @ (w[:, 1] - w[:, 0]) + (b[1] - b[0])
+        gap = self._gap(h)
         log_p = -jax.nn.softplus(jnp.stack([2 * gap, -2 * gap]))
         return log_p, tuple(new_cache)
