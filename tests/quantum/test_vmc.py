@@ -197,8 +197,11 @@ def test_single_flip_local_energies_equal_generic_path(n, layers, kernel, d, pos
     slow = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=False))(m, sigma)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10)
     # Chunked over the batch (5 rows per `lax.map` step, 16 rows: the last chunk padded): equal.
-    log_psi, flips = log_psi_single_flips(m, sigma)
-    log_psi_c, flips_c = log_psi_single_flips(m, sigma, chunk_size=5)
+    # Jitted: op-by-op dispatch of the flip scan costs several seconds per example.
+    log_psi, flips = eqx.filter_jit(log_psi_single_flips)(m, sigma)
+    log_psi_c, flips_c = eqx.filter_jit(lambda m, s: log_psi_single_flips(m, s, chunk_size=5))(
+        m, sigma
+    )
     np.testing.assert_allclose(log_psi_c, log_psi, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(flips_c, flips, rtol=1e-12, atol=1e-12)
 
