@@ -135,8 +135,11 @@ def sample(
         n_samples: number of samples (a positive int).
         key: a JAX PRNG key.
         cached: use the model's cache (O(N·L) per sample); `None` uses it when available.
-        shard: split the batch over all local devices when there are several and `n_samples`
-            is divisible by their number. The samples do not depend on the device count.
+        shard: split the batch over all devices (`jax.devices()`, of every process under
+            `jax.distributed`) when there are several and `n_samples` is divisible by their
+            number. The samples do not depend on the device count. With several processes,
+            every process must call this with the same model and key; `x` and `log_prob` are
+            then global arrays of which each process holds its devices' rows.
 
     Returns:
         `(x, log_prob)`: int32 configurations of shape (n_samples, n_sites) and the

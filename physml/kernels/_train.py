@@ -11,6 +11,7 @@ around it: progress bar, JSON-lines log, callbacks, atomic checkpoints and exact
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
 import os
 import time
@@ -22,7 +23,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.tree_util as jtu
+import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jaxtyping import Array, Bool, Int, PyTree
 from tqdm.auto import tqdm
 
@@ -182,6 +185,30 @@ def _record(step: int, info: TrainStepInfo) -> dict:
     return rec
 
 
+def _check_same_on_every_process(state: TrainState) -> None:
+    """Raise unless every process starts from the same parameters, key and step.
+
+    JAX takes an array built on every process (a model, `jax.random.key(seed)`) to be one
+    replicated global array without checking, so each process's own copy is compared here:
+    a digest of the host values, gathered from all processes."""
+    digest = hashlib.sha256()
+    for leaf in jtu.tree_leaves(eqx.filter(state, eqx.is_array)):
+        if isinstance(leaf, jax.Array):
+            if not (leaf.is_fully_addressable or leaf.is_fully_replicated):
+                continue  # sharded: each process holds different rows by design
+            leaf = leaf.addressable_data(0)
+        digest.update(np.ascontiguousarray(leaf).tobytes())
+    try:
+        multihost_utils.assert_equal(np.frombuffer(digest.digest(), np.uint32))
+    except AssertionError:
+        raise ValueError(
+            f"Process {jax.process_index()} of {jax.process_count()} starts `fit` from a "
+            "different model, key or step than the others. Every process must call `fit` with "
+            "the same arguments and key; with `resume=True`, `checkpoint_path` must be the same "
+            "file for every process (a shared file system)."
+        ) from None
+
+
 def fit(
     objective: AbstractObjective,
     model: PyTree,
@@ -220,6 +247,13 @@ def fit(
         progress: show a progress bar with the running loss and its error.
         desc: progress-bar label.
 
+    Several processes (after `jax.distributed.initialize()`): every process calls `fit` with
+    the same arguments and key, and the batch of a sharding objective (`VMCObjective`) is split
+    over all processes' devices. Process 0 alone writes `log_path` and the checkpoints; the
+    others wait at the end until the last checkpoint is written. `resume=True` needs the
+    checkpoint on a file system every process reads. Callbacks run on every process and see
+    the same records.
+
     Returns:
         A `TrainResult`. A non-finite loss, gradient or update stops the run at that step; the
         result then holds the parameters from before the step and `stop_reason` says which.
@@ -249,10 +283,14 @@ def fit(
     )
     if resume and Path(checkpoint_path).is_file():
         state = load_tree(checkpoint_path, state)
+    multi_process = jax.process_count() > 1
+    writes_files = jax.process_index() == 0
+    if multi_process:
+        _check_same_on_every_process(state)
     first = int(state.step)
     result = TrainResult(model=eqx.combine(state.params, static), n_steps=first, state=state)
     log_file = None
-    if log_path is not None:
+    if log_path is not None and writes_files:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         log_file = open(log_path, "a" if resume else "w")
     bar = tqdm(total=steps, initial=first, desc=desc, disable=not progress, leave=False)
@@ -278,7 +316,8 @@ def fit(
                 log_file.flush()
             bar.update(1)
             bar.set_postfix_str(f"{rec['loss']:.6g} ± {rec['loss_error']:.2g}")
-            if checkpoint_path is not None and checkpoint_every and (k + 1) % checkpoint_every == 0:
+            periodic = checkpoint_every and (k + 1) % checkpoint_every == 0
+            if checkpoint_path is not None and periodic and writes_files:
                 save_tree(checkpoint_path, state)
             if stop:
                 result.stop_reason = f"stopped by a callback after step {k}"
@@ -288,7 +327,10 @@ def fit(
         if log_file is not None:
             log_file.close()
     if checkpoint_path is not None:
-        save_tree(checkpoint_path, state)
+        if writes_files:
+            save_tree(checkpoint_path, state)
+        if multi_process:  # no process returns before the checkpoint exists
+            multihost_utils.sync_global_devices("physml.kernels.fit: final checkpoint")
     model_out = eqx.combine(state.params, static)
     for cb in callbacks:
         if hasattr(cb, "final_model"):

@@ -54,8 +54,9 @@ def draw_samples(
     An `AbstractAutoregressiveModel` is sampled site by site (`physml.kernels.sample`); a model
     that is not autoregressive but samples itself exactly (`Symmetrized`: a model sample with a
     uniformly random group element applied) through its `sample(n, key=...)` method. With
-    `shard=True` the batch is split over the local devices when `n_samples` divides evenly
-    (the samples themselves do not depend on the device count).
+    `shard=True` the batch is split over all devices (`jax.devices()`, every process's under
+    `jax.distributed`) when `n_samples` divides evenly; the samples themselves do not depend on
+    the device count.
     """
     if isinstance(model, AbstractAutoregressiveModel):
         x, _ = sample(model, n_samples, key=key, shard=shard)
@@ -209,10 +210,14 @@ class VMCObjective(AbstractObjective):
     metrics logged each step: the imaginary part of the energy for a complex ψ, and the number
     of non-finite local energies.
 
-    With `shard=True` (default) and several local devices dividing `n_samples`, the samples,
-    their local energies and per-sample gradients are split over the devices (a no-op on one
+    With `shard=True` (default) and several devices dividing `n_samples`, the samples, their
+    local energies and per-sample gradients are split over the devices (a no-op on one
     device); the means are all-reduced by XLA, so the update equals the unsharded one to
-    round-off (tested with 4 forced CPU devices).
+    round-off (tested with 4 forced CPU devices). The devices are `jax.devices()`: after
+    `jax.distributed.initialize()` those of every process, each process computing its own
+    devices' share when all of them run the same step with the same model and key (tested
+    with 2 CPU processes × 2 devices). `aux["sigma"]` and `aux["e_loc"]` are then global
+    arrays that no single process can fetch whole; `stats` and the gradients are replicated.
 
     `gradient=False` skips the backward pass and returns zero gradients: for a preconditioner
     that builds its update from the samples and local energies alone (`SR`, which
