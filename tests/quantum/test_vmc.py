@@ -43,19 +43,24 @@ def _exact_energy_of(m, H):
     return energy if m is None else energy(m)
 
 
+def _e_loc(m, H, sigma, **kwargs):
+    """`local_energies` under jit: op-by-op dispatch of its flip scans costs seconds."""
+    return eqx.filter_jit(lambda m, s: local_energies(m, H, s, **kwargs))(m, sigma)
+
+
 def test_local_energy_of_eigenstates_is_constant():
     """Uniform ψ is the ground state of −h Σ σˣ (J = 0): E_loc(σ) = −hN for every σ; the fully
     polarised state is an eigenstate of the Heisenberg chain with E = J·N (Pauli units)."""
     n, h = 6, 1.3
     m = _uniform(n)
     states = jnp.asarray(nk.hilbert.Spin(0.5, n).all_states())
-    np.testing.assert_allclose(local_energies(m, tfim(n, h, J=0.0), states), -h * n, rtol=1e-13)
+    np.testing.assert_allclose(_e_loc(m, tfim(n, h, J=0.0), states), -h * n, rtol=1e-13)
     # Not an eigenstate once J ≠ 0: the local energy varies (the check above can fail).
-    assert np.ptp(np.asarray(local_energies(m, tfim(n, h, J=1.0), states))) > 1.0
+    assert np.ptp(np.asarray(_e_loc(m, tfim(n, h, J=1.0), states))) > 1.0
 
     polarised = eqx.tree_at(lambda m: m.head_b, m, jnp.array([30.0, -30.0]))
     up = jnp.ones((1, n))
-    e = local_energies(polarised, heisenberg(n, J=0.7), up)
+    e = _e_loc(polarised, heisenberg(n, J=0.7), up)
     np.testing.assert_allclose(e, 0.7 * n, rtol=1e-13)
 
 
@@ -66,10 +71,11 @@ def test_local_energy_average_is_rayleigh_quotient(positive):
     m = _model(n, positive, 1)
     H = heisenberg(n, sign_rule=False)  # off-diagonal signs matter for the complex case
     states = jnp.asarray(H.hilbert.all_states())
+    exact = float(_exact_energy_of(m, H))  # before `_e_loc`: NetKet sets H up lazily
     p = jnp.exp(2 * jnp.real(m.log_psi(states)))
-    e_avg = jnp.sum(p * local_energies(m, H, states))
+    e_avg = jnp.sum(p * _e_loc(m, H, states))
     assert abs(jnp.imag(e_avg)) < 1e-11
-    assert float(jnp.real(e_avg)) == pytest.approx(float(_exact_energy_of(m, H)), abs=1e-11)
+    assert float(jnp.real(e_avg)) == pytest.approx(exact, abs=1e-11)
 
 
 @pytest.mark.parametrize("positive", [True, False])
@@ -80,7 +86,7 @@ def test_gradient_formula_is_exact_under_enumeration(positive):
     H = tfim(n, 0.8)
     states = jnp.asarray(H.hilbert.all_states())
     p = jnp.exp(2 * jnp.real(m.log_psi(states)))
-    e_loc = local_energies(m, H, states)
+    e_loc = _e_loc(m, H, states)
     delta = e_loc - jnp.sum(p * e_loc)
     g_formula = eqx.filter_jit(
         eqx.filter_grad(lambda mm: 2 * jnp.sum(p * jnp.real(jnp.conj(delta) * mm.log_psi(states))))

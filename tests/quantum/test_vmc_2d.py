@@ -128,12 +128,14 @@ def test_sr_step_with_2d_models_matches_the_direct_formula():
     obj = VMCObjective(H, 64)
     _, grads, aux = eqx.filter_jit(obj.value_and_grad)(m, jax.random.key(1))
     sr = SR(1e-2, mode="params")
-    delta, _ = sr(grads, None, m, aux)
+    delta, _ = eqx.filter_jit(sr)(grads, None, m, aux)  # jitted: eager dispatch is slow
     params, static = eqx.partition(m, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(params)
-    jac = jax.vmap(
-        jax.grad(lambda p, s: eqx.combine(unravel(p), static).log_psi(s[None])[0]),
-        in_axes=(None, 0),
+    jac = jax.jit(
+        jax.vmap(
+            jax.grad(lambda p, s: eqx.combine(unravel(p), static).log_psi(s[None])[0]),
+            in_axes=(None, 0),
+        )
     )(flat, aux["sigma"])
     dO = jac - jac.mean(0)
     de = aux["e_loc"] - aux["e_loc"].mean()
