@@ -186,8 +186,11 @@ def local_energies(
         n_changed = jnp.sum(changed, axis=-1)
         flipped = jnp.take_along_axis(log_psi_flips, jnp.argmax(changed, axis=-1), axis=1)
         log_psi_p = jnp.where(n_changed == 0, log_psi[:, None], flipped)
-        log_psi_p = eqx.error_if(
-            log_psi_p,
+        # The check rides on a scalar added to the result: `error_if` on the (samples ×
+        # connections) array itself makes XLA gather the whole batch onto one device when it is
+        # sharded ("involuntary full rematerialization").
+        log_psi_p = log_psi_p + eqx.error_if(
+            jnp.zeros((), log_psi_p.dtype),
             jnp.any((n_changed > 1) & (mels != 0)),
             "`single_flip=True` but the Hamiltonian connects configurations that differ in "
             "more than one site; use `single_flip=False`.",

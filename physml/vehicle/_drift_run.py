@@ -184,11 +184,13 @@ def drive(
     """Build the drift MPC for `model` on `path` and run it on `plant` for `duration_s` [s]
     from a steady drift at s = 0 (`drift_start`). The nominal model's MPC uses the
     quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model; every model's
-    MPC uses the soft speed floor m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`. A model with no
-    drift equilibrium on the path gives a result with `error` set and no closed loop."""
+    MPC uses the soft speed floor m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS` and the input limits
+    of `plant.actuators`. A model with no drift equilibrium on the path gives a result with
+    `error` set and no closed loop."""
     options = {
         "wheel_speed": "quasi_steady" if label == NOMINAL else "measured",
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
+        "actuators": plant.actuators,
     }
     options.update(mpc_options or {})
     times = {}
