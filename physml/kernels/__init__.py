@@ -6,7 +6,7 @@
 - Monte Carlo statistics: `Stats`, `estimate`;
 - the variational training loop: `AbstractObjective`, `AbstractPreconditioner`, `fit`,
   `train_init` / `train_step`, `EarlyStopping`;
-- sharding over local devices: `shard_batch`;
+- sharding over all devices (of every process under `jax.distributed`): `shard_batch`;
 - atomic checkpoints: `save_tree`, `load_tree`.
 """
 

@@ -59,7 +59,22 @@ at 100 Hz) it completes it on the finely integrated model too (max |e| 0.56 m, f
 1.3°): the coarse steps misrepresent the tyre and wheel transient of the reversal. On the plant
 the 10-ms grid still leaves the path (7.1 s, 0.51 laps): there the rear tyre regains grip at
 β ≈ 0 and, at full torque and full lock, only accelerates instead of breaking loose again as
-the single-track model predicts (a guess, not checked: the plant's longitudinal load transfer).
+the single-track model predicts. Checked since (2026-12-01): it is the plant's load transfer.
+Driving straight at 8 m/s with τ = 2500 N·m the plant's rear wheel settles at 9 % slip (the
+force peak) and the car accelerates at about 6.4 m/s²: under that acceleration the rear load
+rises to m (g a + a_x h) / L ≈ 6.5 kN, and μ_x F_zr R_w ≈ 2.6 kN·m exceeds the torque, so the
+tyre cannot be spun; at 3500 N·m the slip runs away (> 6 within 0.2 s). The nominal model (no
+load transfer) in quasi-steady mode clamps τ to 0.95 of its static-load traction limit,
+1571 N·m, far below what breaks the plant's rear loose. Two further findings: a neural-ExpTanh model identified
+from 3 minutes has no equilibrium at the intermediate sideslips of the reversal on the
+11-m circle (none near β = −25°; at τ_max = 3500 N·m, β = −14° needs δ = 1.23 rad), so
+`drift_reference` refuses the figure-eight for it; with those points bridged by interpolating
+the solved equilibria along s (10 % of the lap at 2500 N·m, 22 % at 3500 N·m), the car on the
+2500-N·m plant stalls or leaves the path after ≈ 0.56 laps (both reference clocks); on a
+3500-N·m plant the MPC swings the car round with the brakes (rear wheel locked, β to +43°) and
+stalls at 0.5 laps, and with the brakes removed from the MPC (τ ≥ 0) it completes 25 s and
+1.4 laps with the time clock, but by driving the path in grip (sideslip RMSE 29°, drifting
+20 % of the time), which is not a figure-eight drift.
 
 Decision variables: the input rates, scaled to z = (δ̇/δ̇_max, τ̇/τ̇_max) ∈ [−1, 1]^{N×2}, so the
 rate boxes are a plain box; the inputs follow as u_k = clip(u_{k−1} + h_k ż_k, amplitude box)
