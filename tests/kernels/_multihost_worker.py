@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The quantum tests' helpers (this file also runs as a script, outside pytest's path setup).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "quantum"))
+
 N_SITES, N_SAMPLES, STEPS = 8, 256, 3
 UNAVAILABLE = 77  # exit status: no gloo / jax.distributed here (the test skips)
 
@@ -22,16 +25,12 @@ def problem():
     """A perturbed `ARConv1D` on `N_SITES` sites and the VMC objective of the 1D TFIM
     (h = J = 1) for SR (no plain gradient)."""
     import jax
+    from quantum_testing import perturbed
 
     from physml.quantum import ARConv1D, VMCObjective, tfim
 
     net = ARConv1D(N_SITES, layers=2, features=4, kernel_size=3, key=jax.random.key(0))
-    leaves, treedef = jax.tree.flatten(net)
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    noise = [
-        0.3 * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys, strict=True)
-    ]
-    net = jax.tree.unflatten(treedef, [a + n for a, n in zip(leaves, noise, strict=True)])
+    net = perturbed(net, 1, 0.3)
     return net, VMCObjective(tfim(N_SITES, 1.0), N_SAMPLES, gradient=False)
 
 

@@ -21,6 +21,8 @@ SCRIPT = textwrap.dedent(
     import optax
     from jax.flatten_util import ravel_pytree
 
+    from quantum_testing import perturbed
+
     from physml.kernels import train_init, train_step
     from physml.quantum import (
         SR, ARConv1D, ARConv2D, FixedMagnetization, Symmetrized, VMCObjective, heisenberg_2d,
@@ -29,13 +31,6 @@ SCRIPT = textwrap.dedent(
 
     assert jax.device_count() == 4, jax.devices()
 
-
-    def perturbed(net):
-        leaves, tdef = jax.tree.flatten(net)
-        keys = jax.random.split(jax.random.key(1), len(leaves))
-        return jax.tree.unflatten(
-            tdef, [a + 0.3 * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
-        )
 
 
     def check(H, model):
@@ -63,12 +58,13 @@ SCRIPT = textwrap.dedent(
               np.max(np.abs(d_s - d_p)), np.max(np.abs(d_p)))
 
 
-    net2d = perturbed(ARConv2D((2, 4), features=4, positive=True, key=jax.random.key(0)))
+    net2d = perturbed(ARConv2D((2, 4), features=4, positive=True, key=jax.random.key(0)), 1, 0.3)
     check(
         heisenberg_2d((2, 4), pbc=False, total_sz=0),
         Symmetrized(FixedMagnetization(net2d), lattice_group((2, 4), pbc=False), spin_flip=True),
     )
-    check(tfim(8, 0.9), perturbed(ARConv1D(8, layers=2, features=4, key=jax.random.key(0))))
+    net1d = perturbed(ARConv1D(8, layers=2, features=4, key=jax.random.key(0)), 1, 0.3)
+    check(tfim(8, 0.9), net1d)
     """
 )
 
@@ -79,6 +75,8 @@ def test_sharded_vmc_step_equals_unsharded():
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
+    here = os.path.dirname(os.path.abspath(__file__))  # for `quantum_testing`
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
