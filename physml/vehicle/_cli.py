@@ -150,6 +150,16 @@ def _positive(kind):
     return parse
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a float >= 0, got {text!r}") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _cmd_drift(args: argparse.Namespace) -> int:
     # The plant, the identification and the MPC's predictor are checked in float64 (the
     # wheel-speed mode is stiff); as `physml ground-state`, the command runs in it.
@@ -167,9 +177,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         steps=args.steps,
         progress=not args.quiet,
         time_solves=not args.no_timing,
-        mpc_options=None
-        if args.max_iterations is None
-        else {"max_iterations": args.max_iterations},
+        mpc_options={"bridge_m": args.bridge}
+        | ({} if args.max_iterations is None else {"max_iterations": args.max_iterations}),
     )
     main = results[args.tire]
     print(format_drift_table(results))
@@ -252,6 +261,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--max-iterations", type=_positive(int), default=None, help="MPC Gauss-Newton budget"
+    )
+    p.add_argument(
+        "--bridge",
+        type=_nonnegative_float,
+        default=0.0,
+        metavar="METRES",
+        help="interpolate the reference over stretches of path up to this long [m] where the "
+        "model has no drift equilibrium (a figure-eight's sideslip reversal); default 0: refuse",
     )
     p.add_argument("--no-timing", action="store_true", help="skip the solve-time replay")
     p.add_argument("--quiet", action="store_true", help="no progress output")

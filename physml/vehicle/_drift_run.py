@@ -66,6 +66,8 @@ class DriftRunResult:
         identification: `identify`'s report (None for the nominal model).
         error: why no closed loop ran (e.g. the model has no drift equilibrium on the path).
         wall_time_s: wall time of each stage [s] ("identify", "mpc", "simulate").
+        bridged_fraction: share of the lap where the MPC's reference was interpolated because
+            the model has no drift equilibrium there (`DriftReference.bridged_fraction`).
     """
 
     label: str
@@ -76,6 +78,7 @@ class DriftRunResult:
     identification: dict | None = None
     error: str | None = None
     wall_time_s: dict = dataclasses.field(default_factory=dict)
+    bridged_fraction: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -116,6 +119,7 @@ class DriftRunResult:
             "path": self.path_name,
             "ok": self.ok,
             "error": self.error,
+            "reference_bridged_fraction": self.bridged_fraction,
             "metrics": _jsonable(self.metrics),
             "wall_time_s": {k: round(v, 2) for k, v in self.wall_time_s.items()},
         }
@@ -203,7 +207,15 @@ def drive(
     tic = time.perf_counter()
     res = simulate(plant, mpc, path, duration_s, key=key, time_solves=time_solves)
     times["simulate"] = time.perf_counter() - tic
-    return DriftRunResult(label, _path_name(path), path, model, res, wall_time_s=times)
+    return DriftRunResult(
+        label,
+        _path_name(path),
+        path,
+        model,
+        res,
+        wall_time_s=times,
+        bridged_fraction=mpc.reference.bridged_fraction,
+    )
 
 
 def run_drift(
@@ -293,6 +305,8 @@ def _one_line(run: DriftRunResult) -> str:
         return f"no closed loop: {run.error}"
     m = run.metrics
     stop = "" if run.ok else f", STOPPED at {m['stop_time_s']:.2f} s: {m['stop_reason']}"
+    if run.bridged_fraction > 0:
+        stop += f" (reference bridged over {100 * run.bridged_fraction:.1f} % of the lap)"
     return (
         f"{m['duration_s']:.1f} s, {m['laps']:.2f} laps, lateral RMSE {m['lateral_rmse_m']:.3f} m, "
         f"sideslip RMSE {m['sideslip_rmse_deg']:.2f} deg{stop}"

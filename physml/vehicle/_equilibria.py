@@ -16,6 +16,8 @@ Vehicle System Dynamics 48 (2010)); that is why it needs feedback.
 
 from __future__ import annotations
 
+import itertools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -250,14 +252,25 @@ class DriftReference(eqx.Module):
         curvature_per_m: (n,) κ(s) [1/m] the equilibria were solved at.
         length_m: one lap [m]; `closed` paths wrap s modulo it.
         closed: whether the path is periodic (Donut, FigureEight, a closed TabulatedPath).
+        bridged: (n,) True where the model has no equilibrium and the point was interpolated
+            along s from its solved neighbours (`drift_reference(..., bridge_m=...)`): a guess
+            for the transient there, not a steady drift.
     """
 
     s_m: Float[Array, " n"]
     state: Float[Array, "n 4"]
     control: Float[Array, "n 2"]
     curvature_per_m: Float[Array, " n"]
+    bridged: Bool[Array, " n"]
     length_m: float = eqx.field(static=True)
     closed: bool = eqx.field(static=True)
+
+    @property
+    def bridged_fraction(self) -> float:
+        """Share of the lap's length whose reference was interpolated, not solved."""
+        s, b = np.asarray(self.s_m), np.asarray(self.bridged, float)
+        seg = np.diff(s) * 0.5 * (b[1:] + b[:-1])  # trapezoid over the grid
+        return float(seg.sum() / (s[-1] - s[0]))
 
     def at(self, s: Float[ArrayLike, ""]) -> tuple[Float[Array, "4"], Float[Array, "2"]]:
         """(state, control) of the reference at arc length s [m] (linear interpolation)."""
@@ -280,6 +293,7 @@ def drift_reference(
     ds_m: float = 0.5,
     steer_limit_rad: float | None = 0.6,
     torque_limits_nm: tuple[float, float] | None = (-2000.0, 2500.0),
+    bridge_m: float = 0.0,
 ) -> DriftReference:
     """Tabulate the quasi-equilibrium drift reference of `model` along `path`.
 
@@ -295,15 +309,25 @@ def drift_reference(
         ds_m: grid spacing [m] (a donut needs no grid: its reference is constant).
         steer_limit_rad, torque_limits_nm: the car's input limits (default: `Actuators()`'s);
             `None` skips a check.
+        bridge_m: the longest stretch of path [m] without an equilibrium that may be bridged:
+            its points are interpolated linearly in s (state and inputs) between the solved
+            points on either side, and marked in `DriftReference.bridged`. 0 (default): every
+            point must be an equilibrium. Meant for a figure-eight's sideslip reversal, where
+            an identified model may have no steady drift at the intermediate β; the bridged
+            reference is then a guess that the MPC tracks through the transient.
 
     Raises:
         ValueError naming the arc length, κ and β where the model cannot hold the drift (no
-        equilibrium, below the model's valid speed, or beyond an input limit), with the reason.
+        equilibrium, below the model's valid speed, or beyond an input limit), with the reason;
+        with `bridge_m` > 0, only where such a stretch is longer than `bridge_m` (the message
+        names the stretch) or where no point of the path has an equilibrium.
     """
     if not isinstance(path, AbstractPath):
         raise TypeError(f"`path` must be an AbstractPath, got {type(path).__name__}.")
     if not (np.isfinite(ds_m) and ds_m > 0):
         raise ValueError(f"`ds_m` must be a finite spacing > 0 [m], got {ds_m!r}.")
+    if not (isinstance(bridge_m, int | float) and np.isfinite(bridge_m) and bridge_m >= 0):
+        raise ValueError(f"`bridge_m` must be a finite length >= 0 [m], got {bridge_m!r}.")
     length = float(path.length_m)
     if isinstance(path, Donut):
         s = np.array([0.0, length])
@@ -325,7 +349,7 @@ def drift_reference(
             )
         sign = np.sign(k)
         canon.setdefault((round(abs(k), 12), round(float(sign * b), 12)), []).append(i)
-    solved = {}
+    solved, failures = {}, {}
     guess = None
     last_kappa = None
     for k, b in sorted(canon, key=lambda kb: (kb[0], kb[1])):
@@ -341,26 +365,80 @@ def drift_reference(
                 torque_limits_nm=torque_limits_nm,
             )
         except ValueError as err:
-            raise ValueError(
+            message = (
                 f"The car cannot hold the reference at s = {s[i]:.2f} m of the path "
                 f"(κ = {kappa[i]:+.4g} 1/m, β = {np.degrees(beta[i]):+.1f}°): {err}"
-            ) from err
+            )
+            if bridge_m == 0:
+                raise ValueError(message) from err
+            failures[(k, b)] = message
+            continue  # the next solve starts from the last equilibrium found
         solved[(k, b)] = (np.asarray(eq.state), np.asarray(eq.control))
         guess, last_kappa = equilibrium_guess(eq, mode="curvature"), k
     state = np.zeros((s.size, 4))
     control = np.zeros((s.size, 2))
+    bridged = np.zeros(s.size, bool)
     for (k, b), idx in canon.items():
+        if (k, b) in failures:
+            bridged[idx] = True
+            continue
         y, u = solved[(k, b)]
         for i in idx:
             state[i], control[i] = (y, u) if kappa[i] > 0 else _mirror(y, u)
+    if bridged.any():
+        _bridge(s, state, control, bridged, closed, bridge_m, next(iter(failures.values())))
     return DriftReference(
         jnp.asarray(s),
         jnp.asarray(state),
         jnp.asarray(control),
         jnp.asarray(kappa),
+        jnp.asarray(bridged),
         length_m=length,
         closed=closed,
     )
+
+
+def _bridge(s, state, control, bridged, closed, bridge_m, first_failure):
+    """Fill the `bridged` grid points of (state, control) in place: linear in s between the
+    nearest solved points (across the end of the lap on a closed path; an open path's ends
+    hold their nearest solved point). Refuses a stretch of unsolved points longer than
+    `bridge_m` [m], measured from its first unsolved grid point to its last."""
+    n, lap = s.size, s[-1] - s[0]
+    good = np.flatnonzero(~bridged)
+    if good.size == 0:
+        raise ValueError(f"No point of the path has a drift equilibrium. {first_failure}")
+
+    def arc(i):  # s of grid index i, counting on past the end of a closed lap
+        return s[i % (n - 1)] + lap * (i // (n - 1)) if closed else s[i]
+
+    # Runs of unsolved points (first, last index). On a closed path the last grid point is
+    # the first (s = L ≡ 0, the same κ and β, so solved or not alike).
+    runs = [(a + 1, b - 1) for a, b in itertools.pairwise(good) if b - a > 1]
+    if closed:
+        if good[0] + n - 1 - good[-1] > 1:
+            runs.append((good[-1] + 1, good[0] + n - 2))
+    else:
+        runs += [(0, good[0] - 1)] if good[0] > 0 else []
+        runs += [(good[-1] + 1, n - 1)] if good[-1] < n - 1 else []
+    for first, last in runs:
+        span = arc(last) - arc(first)
+        if span > bridge_m + 1e-9:
+            raise ValueError(
+                f"No drift equilibrium over {span:.2f} m of the path (s = {arc(first) % lap:.2f} "
+                f"to {arc(last) % lap:.2f} m), longer than `bridge_m` = {bridge_m:g} m. "
+                f"{first_failure}"
+            )
+    if closed:
+        xs = np.concatenate([s[good] - lap, s[good], s[good] + lap])
+        pick = np.concatenate([good, good, good])
+    else:
+        xs, pick = s[good], good
+    for table in (state, control):
+        for j in range(table.shape[1]):
+            filled = np.interp(s, xs, table[pick, j])  # np.interp holds the ends
+            table[:, j] = np.where(bridged, filled, table[:, j])
+        if closed:
+            table[-1] = table[0]  # s = L is s = 0: the same point, not a second rounding of it
 
 
 __all__ = [

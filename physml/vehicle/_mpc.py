@@ -40,41 +40,41 @@ clock below); with the floor the nominal model's dip through the crossing stays 
 stall), but the car then fails to enter the opposite drift (steering saturated, it leaves the
 path ≈ 7.6 s in, 0.54 laps).
 
-Reference clock (option `reference_clock`). By default step k is scored against β_ref and
-V_ref at its own predicted arc length s_k. Where β_ref varies along s, as through a figure-8's
+Reference clock (option `reference_clock`). By default step k is scored against β_ref and V_ref
+at its own predicted arc length s_k. Where β_ref varies along s, as through a figure-8's
 sideslip reversal, braking then slows the reference down as well as the car, and the optimiser
 uses that: it brakes through the reversal. With `reference_clock="time"` step k is scored at
 s_0 + V_ref(s_0) t_k, a reference that advances at its own speed whatever the car does. In
-experiments on the figure-8 (R = 11 m, β = 30°, a neural-ExpTanh model identified from
-3 minutes, the reversal's states and inputs interpolated between the two mirrored drift
-equilibria) the car then followed β_ref from −30° through 0 instead of braking early, but
-still braked and stalled after the crossing; with the soft speed floor as well it entered the
+experiments on the figure-8 (R = 11 m, β = 30°, a neural-ExpTanh model identified from 3
+minutes, the reversal's states and inputs interpolated between the two mirrored drift
+equilibria) the car then followed β_ref from −30° through 0 instead of braking early, but still
+braked and stalled after the crossing; with the soft speed floor as well it entered the
 opposite drift, about 2 s late, and left the path. The figure-8 remains open. A further finding
 (nominal friction-circle model, R = 11 m, β = 30°, transition 12 m, m_V = 2 m/s, start 20 m
-before the crossing, 9 s): with the model as its own plant integrated by this predictor (ROS2 at
-0.05 s) the MPC completes the crossing (max |e| 0.51 m); integrated at 1 ms (RK4) it does not
-(the rear wheel locks under braking, or the drift is not re-entered), with the measured or the
-quasi-steady wheel speed and with τ ≥ 0. With a 10-ms grid (100 × 0.01 s + 5 × 0.15 s, control
-at 100 Hz) it completes it on the finely integrated model too (max |e| 0.56 m, final β error
-1.3°): the coarse steps misrepresent the tyre and wheel transient of the reversal. On the plant
-the 10-ms grid still leaves the path (7.1 s, 0.51 laps): there the rear tyre regains grip at
-β ≈ 0 and, at full torque and full lock, only accelerates instead of breaking loose again as
+before the crossing, 9 s): with the model as its own plant integrated by this predictor (ROS2
+at 0.05 s) the MPC completes the crossing (max |e| 0.51 m); integrated at 1 ms (RK4) it does
+not (the rear wheel locks under braking, or the drift is not re-entered), with the measured or
+the quasi-steady wheel speed and with τ ≥ 0. With a 10-ms grid (100 × 0.01 s + 5 × 0.15 s,
+control at 100 Hz) it completes it on the finely integrated model too (max |e| 0.56 m, final β
+error 1.3°): the coarse steps misrepresent the tyre and wheel transient of the reversal. On the
+plant the 10-ms grid still leaves the path (7.1 s, 0.51 laps): there the rear tyre regains grip
+at β ≈ 0 and, at full torque and full lock, only accelerates instead of breaking loose again as
 the single-track model predicts. Checked since (2026-12-01): it is the plant's load transfer.
 Driving straight at 8 m/s with τ = 2500 N·m the plant's rear wheel settles at 9 % slip (the
 force peak) and the car accelerates at about 6.4 m/s²: under that acceleration the rear load
 rises to m (g a + a_x h) / L ≈ 6.5 kN, and μ_x F_zr R_w ≈ 2.6 kN·m exceeds the torque, so the
 tyre cannot be spun; at 3500 N·m the slip runs away (> 6 within 0.2 s). The nominal model (no
 load transfer) in quasi-steady mode clamps τ to 0.95 of its static-load traction limit,
-1571 N·m, far below what breaks the plant's rear loose. Two further findings: a neural-ExpTanh model identified
-from 3 minutes has no equilibrium at the intermediate sideslips of the reversal on the
-11-m circle (none near β = −25°; at τ_max = 3500 N·m, β = −14° needs δ = 1.23 rad), so
-`drift_reference` refuses the figure-eight for it; with those points bridged by interpolating
-the solved equilibria along s (10 % of the lap at 2500 N·m, 22 % at 3500 N·m), the car on the
-2500-N·m plant stalls or leaves the path after ≈ 0.56 laps (both reference clocks); on a
-3500-N·m plant the MPC swings the car round with the brakes (rear wheel locked, β to +43°) and
-stalls at 0.5 laps, and with the brakes removed from the MPC (τ ≥ 0) it completes 25 s and
-1.4 laps with the time clock, but by driving the path in grip (sideslip RMSE 29°, drifting
-20 % of the time), which is not a figure-eight drift.
+1571 N·m, far below what breaks the plant's rear loose. Two further findings: a neural-ExpTanh
+model identified from 3 minutes has no equilibrium at the intermediate sideslips of the
+reversal on the 11-m circle (none near β = −25°; at τ_max = 3500 N·m, β = −14° needs δ = 1.23
+rad), so `drift_reference` refuses the figure-eight for it; with those points bridged by
+interpolating (`bridge_m`) the solved equilibria along s (10 % of the lap at 2500 N·m, 22 % at
+3500 N·m), the car on the 2500-N·m plant stalls or leaves the path after ≈ 0.56 laps (both
+reference clocks); on a 3500-N·m plant the MPC swings the car round with the brakes (rear wheel
+locked, β to +43°) and stalls at 0.5 laps, and with the brakes removed from the MPC (τ ≥ 0) it
+completes 25 s and 1.4 laps with the time clock, but by driving the path in grip (sideslip RMSE
+29°, drifting 20 % of the time), which is not a figure-eight drift.
 
 Decision variables: the input rates, scaled to z = (δ̇/δ̇_max, τ̇/τ̇_max) ∈ [−1, 1]^{N×2}, so the
 rate boxes are a plain box; the inputs follow as u_k = clip(u_{k−1} + h_k ż_k, amplitude box)
@@ -336,6 +336,7 @@ class DriftMPC(eqx.Module):
         ensemble: bool = False,
         wheel_speed: str = "measured",
         reference_clock: str = "path",
+        bridge_m: float = 0.0,
     ):
         """
         Args:
@@ -344,6 +345,8 @@ class DriftMPC(eqx.Module):
             path: a `Donut`, `FigureEight` or `TabulatedPath`.
             reference: a precomputed `drift_reference(model, path)`; default: computed (with the
                 particles' mean model for an ensemble).
+            bridge_m: with the computed reference, the longest stretch of path [m] without a
+                drift equilibrium to interpolate over (`drift_reference`); 0: none.
             weights: cost tolerances (default `MPCWeights()`).
             grid_s: horizon step lengths [s] (default 25 × 0.05 s + 5 × 0.15 s).
             actuators: amplitude and steering-rate boxes (default `Actuators()`: |δ| ≤ 0.6 rad,
@@ -421,6 +424,7 @@ class DriftMPC(eqx.Module):
                 path,
                 steer_limit_rad=actuators.steer_max_rad,
                 torque_limits_nm=(torque_min, torque_max),
+                bridge_m=bridge_m,
             )
         self.reference = reference
         self.weights = MPCWeights() if weights is None else weights

@@ -199,15 +199,16 @@ def test_single_flip_local_energies_equal_generic_path(n, layers, kernel, d, pos
     m = perturbed(m, seed + 1)
     H = tfim(n, 0.9, pbc=n >= 3)
     sigma = jnp.sign(jax.random.normal(jax.random.key(seed + 2), (16, n)))
-    fast = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=True))(m, sigma)
-    slow = eqx.filter_jit(lambda m, s: local_energies(m, H, s, single_flip=False))(m, sigma)
+
+    @eqx.filter_jit  # one program per example: op-by-op dispatch of the flip scan is slow
+    def both_paths(m, s):
+        fast = local_energies(m, H, s, single_flip=True)
+        slow = local_energies(m, H, s, single_flip=False)
+        # Chunked over the batch (5 rows per `lax.map` step, 16 rows: the last chunk padded).
+        return fast, slow, log_psi_single_flips(m, s), log_psi_single_flips(m, s, chunk_size=5)
+
+    fast, slow, (log_psi, flips), (log_psi_c, flips_c) = both_paths(m, sigma)
     np.testing.assert_allclose(fast, slow, rtol=1e-10, atol=1e-10)
-    # Chunked over the batch (5 rows per `lax.map` step, 16 rows: the last chunk padded): equal.
-    # Jitted: op-by-op dispatch of the flip scan costs several seconds per example.
-    log_psi, flips = eqx.filter_jit(log_psi_single_flips)(m, sigma)
-    log_psi_c, flips_c = eqx.filter_jit(lambda m, s: log_psi_single_flips(m, s, chunk_size=5))(
-        m, sigma
-    )
     np.testing.assert_allclose(log_psi_c, log_psi, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(flips_c, flips, rtol=1e-12, atol=1e-12)
 

@@ -203,3 +203,42 @@ def test_drift_reference_reports_where_the_path_cannot_be_held(fiala_model):
     straight = TabulatedPath([0.0, 10.0, 20.0], [0.1, 0.0, 0.1], [-0.4, -0.4, -0.4])
     with pytest.raises(ValueError, match=r"straight at s = 10\.00 m"):
         drift_reference(fiala_model, straight, ds_m=10.0)
+
+
+def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_model):
+    """With τ ≥ 1500 N·m the figure-eight's reversal points (τ ≈ 930 N·m at the crossing,
+    1376 N·m at β = −7°) have no admissible equilibrium: refused by default and beyond
+    `bridge_m`; within it they are interpolated along s (across the lap's end at s = 0) and
+    marked, and every solved point is the unbridged equilibrium."""
+    from physml.vehicle._equilibria import drift_reference
+
+    path = FigureEight(11.0, np.radians(30.0))
+    limits = (1500.0, 2500.0)
+    with pytest.raises(ValueError, match=r"s = 68\.62 m .*outside the limits"):
+        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits)
+    with pytest.raises(ValueError, match=r"over 0\.99 m of the path .*`bridge_m` = 0\.5 m"):
+        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=0.5)
+    with pytest.raises(ValueError, match="`bridge_m`"):
+        drift_reference(fiala_model, path, bridge_m=-1.0)
+    free = drift_reference(fiala_model, path, ds_m=1.0)
+    ref = drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=2.0)
+    s, bridged = np.asarray(ref.s_m), np.asarray(ref.bridged)
+    np.testing.assert_allclose(s[bridged], [0.0, 68.6178, 69.6123, path.length_m], atol=1e-4)
+    assert not np.asarray(free.bridged).any() and free.bridged_fraction == 0.0
+    assert ref.bridged_fraction == pytest.approx(3 / (s.size - 1), rel=1e-9)
+    solved = ~bridged
+    np.testing.assert_array_equal(ref.state[solved], free.state[solved])
+    np.testing.assert_array_equal(ref.control[solved], free.control[solved])
+    table = np.concatenate([ref.state, ref.control], axis=1)
+    lo, hi = np.flatnonzero(bridged)[1] - 1, np.flatnonzero(bridged)[2] + 1  # 67.6 m, 70.6 m
+    w = (s[lo + 1 : hi] - s[lo]) / (s[hi] - s[lo])
+    np.testing.assert_allclose(
+        table[lo + 1 : hi], (1 - w)[:, None] * table[lo] + w[:, None] * table[hi], rtol=1e-12
+    )
+    # s = 0 ≡ s = L: between the last point before the lap's end and the first after it
+    n = s.size
+    np.testing.assert_allclose(table[0], table[-1], rtol=0, atol=0)
+    w0 = (path.length_m - s[n - 2]) / (path.length_m - s[n - 2] + s[1])
+    # (the two sides mirror each other, so r, β and δ cancel there to rounding)
+    expected = (1 - w0) * table[n - 2] + w0 * table[1]
+    np.testing.assert_allclose(table[0], expected, rtol=1e-12, atol=1e-12)
