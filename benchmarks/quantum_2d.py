@@ -144,8 +144,14 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
             callbacks=(clock,),
         )
         model, reserve = warm.model, args.eval_reserve
-        left = args.time_limit - (time.perf_counter() - t0) - args.eval_reserve
-        steps = max(1, min(args.steps, int(left / clock.seconds_per_step())))
+        elapsed = time.perf_counter() - t0
+        left = args.time_limit - elapsed - args.eval_reserve - clock.compile_seconds()
+        if left <= 0:
+            raise RuntimeError(
+                f"{spec}: the calibration took {elapsed:.0f} s of the {args.time_limit:g}-s budget "
+                f"(reserve {args.eval_reserve:g} s): nothing left to train; raise --time-limit."
+            )
+        steps = max(1, min(args.steps - args.calibrate, int(left / clock.seconds_per_step())))
         print(
             f"{spec}: {clock.seconds_per_step():.3f} s/step -> {steps} scheduled steps", flush=True
         )
@@ -208,8 +214,16 @@ class StepClock:
         return False
 
     def seconds_per_step(self) -> float:
-        """Median over the steps after the first two (compilation)."""
-        return float(np.median(np.diff(self.times[3:])))
+        """Median step time after the first step (which compiles)."""
+        steps = np.diff(self.times[1:])
+        if steps.size == 0:
+            raise RuntimeError("The calibration run stopped before its second step.")
+        return float(np.median(steps))
+
+    def compile_seconds(self) -> float:
+        """First step less a typical one: about what compiling the scheduled run costs again
+        (its new lr schedule is new static data for the jitted step)."""
+        return max(self.times[1] - self.times[0] - self.seconds_per_step(), 0.0)
 
 
 def main(argv=None) -> list[dict]:
@@ -252,6 +266,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "quantum_2d.json")
     args = p.parse_args(argv)
+    if args.calibrate and not 2 <= args.calibrate < args.steps:
+        p.error(f"--calibrate must be 0 or from 2 to --steps − 1, got {args.calibrate}")
     rows = []
     for spec in args.runs:
         rows.append(run_one(spec, args))

@@ -18,18 +18,16 @@
 
 import os
 
-if os.environ.get("PHYSML_TEST_XLA_OPTIMIZE") != "1":
-    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "1"
+OPTIMIZE = os.environ.get("PHYSML_TEST_XLA_OPTIMIZE") == "1"
+os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if OPTIMIZE else "1"  # and for subprocesses
 
-import jax
-import pytest
-from hypothesis import HealthCheck, settings
+import jax  # noqa: E402  (after the environment is set)
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 # Also here: a plugin may have imported JAX before this file set the environment.
-jax.config.update(
-    "jax_disable_most_optimizations", os.environ.get("PHYSML_TEST_XLA_OPTIMIZE") != "1"
-)
+jax.config.update("jax_disable_most_optimizations", not OPTIMIZE)
 
 settings.register_profile(
     "ci",

@@ -156,7 +156,7 @@ def _nonnegative_float(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a float >= 0, got {text!r}") from None
     if not (value >= 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
 
 
@@ -203,6 +203,8 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         "minutes": args.minutes,
         "duration_s": args.duration,
         "steps": args.steps,
+        "bridge_m": args.bridge,
+        "max_iterations": args.max_iterations,
         "ok": main.ok,
         "runs": {label: run.summary() for label, run in results.items()},
         "wall_time_s": round(time.perf_counter() - tic, 2),
@@ -267,8 +269,9 @@ def add_parser(sub) -> None:
         type=_nonnegative_float,
         default=0.0,
         metavar="METRES",
-        help="interpolate the reference over stretches of path up to this long [m] where the "
-        "model has no drift equilibrium (a figure-eight's sideslip reversal); default 0: refuse",
+        help="where the model has no drift equilibrium (a figure-eight's sideslip reversal), "
+        "interpolate the reference between the solved points around the gap if they are at most "
+        "this far apart [m]; default 0: refuse",
     )
     p.add_argument("--no-timing", action="store_true", help="skip the solve-time replay")
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -17,6 +17,7 @@ Vehicle System Dynamics 48 (2010)); that is why it needs feedback.
 from __future__ import annotations
 
 import itertools
+import numbers
 
 import equinox as eqx
 import jax
@@ -309,9 +310,11 @@ def drift_reference(
         ds_m: grid spacing [m] (a donut needs no grid: its reference is constant).
         steer_limit_rad, torque_limits_nm: the car's input limits (default: `Actuators()`'s);
             `None` skips a check.
-        bridge_m: the longest stretch of path [m] without an equilibrium that may be bridged:
-            its points are interpolated linearly in s (state and inputs) between the solved
-            points on either side, and marked in `DriftReference.bridged`. 0 (default): every
+        bridge_m: the longest stretch of path [m] without an equilibrium that may be bridged,
+            measured between the solved points on either side (what is interpolated; one
+            unsolved grid point spans 2 `ds_m`): its points are interpolated linearly in s
+            (state and inputs) between those solved points, or, at an open path's end, hold
+            the last one; they are marked in `DriftReference.bridged`. 0 (default): every
             point must be an equilibrium. Meant for a figure-eight's sideslip reversal, where
             an identified model may have no steady drift at the intermediate β; the bridged
             reference is then a guess that the MPC tracks through the transient.
@@ -326,7 +329,12 @@ def drift_reference(
         raise TypeError(f"`path` must be an AbstractPath, got {type(path).__name__}.")
     if not (np.isfinite(ds_m) and ds_m > 0):
         raise ValueError(f"`ds_m` must be a finite spacing > 0 [m], got {ds_m!r}.")
-    if not (isinstance(bridge_m, int | float) and np.isfinite(bridge_m) and bridge_m >= 0):
+    if not (
+        isinstance(bridge_m, numbers.Real)
+        and not isinstance(bridge_m, bool)
+        and np.isfinite(bridge_m)
+        and bridge_m >= 0
+    ):
         raise ValueError(f"`bridge_m` must be a finite length >= 0 [m], got {bridge_m!r}.")
     length = float(path.length_m)
     if isinstance(path, Donut):
@@ -386,7 +394,8 @@ def drift_reference(
         for i in idx:
             state[i], control[i] = (y, u) if kappa[i] > 0 else _mirror(y, u)
     if bridged.any():
-        _bridge(s, state, control, bridged, closed, bridge_m, next(iter(failures.values())))
+        messages = {i: failures[key] for key, idx in canon.items() if key in failures for i in idx}
+        _bridge(s, state, control, bridged, closed, bridge_m, messages)
     return DriftReference(
         jnp.asarray(s),
         jnp.asarray(state),
@@ -398,35 +407,39 @@ def drift_reference(
     )
 
 
-def _bridge(s, state, control, bridged, closed, bridge_m, first_failure):
+def _bridge(s, state, control, bridged, closed, bridge_m, messages):
     """Fill the `bridged` grid points of (state, control) in place: linear in s between the
-    nearest solved points (across the end of the lap on a closed path; an open path's ends
-    hold their nearest solved point). Refuses a stretch of unsolved points longer than
-    `bridge_m` [m], measured from its first unsolved grid point to its last."""
+    solved points on either side (across the end of the lap on a closed path); an open path's
+    unsolved ends hold their nearest solved point. Refuses a stretch longer than `bridge_m`
+    [m], measured between the solved points around it (or the open path's end): the length
+    that is interpolated. `messages` maps each unsolved grid index to why it has no
+    equilibrium."""
     n, lap = s.size, s[-1] - s[0]
     good = np.flatnonzero(~bridged)
     if good.size == 0:
-        raise ValueError(f"No point of the path has a drift equilibrium. {first_failure}")
+        raise ValueError(f"No point of the path has a drift equilibrium. {messages[0]}")
 
     def arc(i):  # s of grid index i, counting on past the end of a closed lap
         return s[i % (n - 1)] + lap * (i // (n - 1)) if closed else s[i]
 
-    # Runs of unsolved points (first, last index). On a closed path the last grid point is
-    # the first (s = L ≡ 0, the same κ and β, so solved or not alike).
-    runs = [(a + 1, b - 1) for a, b in itertools.pairwise(good) if b - a > 1]
+    # Stretches (first unsolved index, span [m]). On a closed path the last grid point is the
+    # first (s = L ≡ 0: the same κ and β, so solved or not alike).
+    stretches = [(a + 1, s[b] - s[a]) for a, b in itertools.pairwise(good) if b - a > 1]
     if closed:
         if good[0] + n - 1 - good[-1] > 1:
-            runs.append((good[-1] + 1, good[0] + n - 2))
+            stretches.append((good[-1] + 1, arc(good[0] + n - 1) - s[good[-1]]))
     else:
-        runs += [(0, good[0] - 1)] if good[0] > 0 else []
-        runs += [(good[-1] + 1, n - 1)] if good[-1] < n - 1 else []
-    for first, last in runs:
-        span = arc(last) - arc(first)
+        stretches += [(0, s[good[0]] - s[0])] if good[0] > 0 else []
+        stretches += [(good[-1] + 1, s[-1] - s[good[-1]])] if good[-1] < n - 1 else []
+    for first, span in stretches:
         if span > bridge_m + 1e-9:
+            start = arc(first - 1) if first > 0 else s[0]
+            ends = (start % lap, (start + span) % lap) if closed else (start, start + span)
             raise ValueError(
-                f"No drift equilibrium over {span:.2f} m of the path (s = {arc(first) % lap:.2f} "
-                f"to {arc(last) % lap:.2f} m), longer than `bridge_m` = {bridge_m:g} m. "
-                f"{first_failure}"
+                f"No drift equilibrium over a stretch of {span:.2f} m of the path (s = "
+                f"{ends[0]:.2f} to {ends[1]:.2f} m between solved points), "
+                f"longer than `bridge_m` = {bridge_m:g} m. "
+                f"{messages[first % (n - 1) if closed else first]}"
             )
     if closed:
         xs = np.concatenate([s[good] - lap, s[good], s[good] + lap])

@@ -25,7 +25,7 @@ from physml.vehicle._plant import ISIDESLIP, IX, IY, IYAW, DriftPlant
         (["drift", "--minutes", "three"], "expected a float > 0, got 'three'"),
         (["drift", "--duration", "0"], "must be > 0, got '0'"),
         (["drift", "--steps", "2.5"], "expected a int > 0, got '2.5'"),
-        (["drift", "--bridge", "-1"], "must be >= 0, got '-1'"),
+        (["drift", "--bridge", "-1"], "must be a finite number >= 0, got '-1'"),
         (["drift", "--bridge", "far"], "expected a float >= 0, got 'far'"),
     ],
 )

@@ -216,12 +216,19 @@ def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_mo
     limits = (1500.0, 2500.0)
     with pytest.raises(ValueError, match=r"s = 68\.62 m .*outside the limits"):
         drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits)
-    with pytest.raises(ValueError, match=r"over 0\.99 m of the path .*`bridge_m` = 0\.5 m"):
-        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=0.5)
-    with pytest.raises(ValueError, match="`bridge_m`"):
-        drift_reference(fiala_model, path, bridge_m=-1.0)
+    # Two unsolved points (68.6, 69.6 m) between solved ones at 67.62 and 70.61 m: 2.98 m; the
+    # crossing (s = 0 ≡ L) alone: 2 ds = 1.99 m. The message quotes the failure inside.
+    stretch = (
+        r"stretch of 2\.98 m of the path \(s = 67\.62 to 70\.61 m between solved points\), "
+        r"longer than `bridge_m` = 2\.5 m\. The car cannot hold the reference at s = 68\.62 m"
+    )
+    with pytest.raises(ValueError, match=stretch):
+        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=2.5)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="`bridge_m`"):
+            drift_reference(fiala_model, path, bridge_m=bad)
     free = drift_reference(fiala_model, path, ds_m=1.0)
-    ref = drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=2.0)
+    ref = drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=3.0)
     s, bridged = np.asarray(ref.s_m), np.asarray(ref.bridged)
     np.testing.assert_allclose(s[bridged], [0.0, 68.6178, 69.6123, path.length_m], atol=1e-4)
     assert not np.asarray(free.bridged).any() and free.bridged_fraction == 0.0
@@ -242,3 +249,30 @@ def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_mo
     # (the two sides mirror each other, so r, β and δ cancel there to rounding)
     expected = (1 - w0) * table[n - 2] + w0 * table[1]
     np.testing.assert_allclose(table[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_open_path_bridges_its_end_by_holding_the_last_equilibrium(fiala_model):
+    """An open path whose sideslip fades to −3° at its end (no equilibrium with τ ≥ 1500 N·m
+    there): within `bridge_m` the end holds the last solved point; beyond it, the message gives
+    the stretch up to the path's end (not modulo a lap)."""
+    from physml.vehicle._equilibria import drift_reference
+
+    k = 1 / 11.0
+    path = TabulatedPath([0.0, 10.0, 20.0], [k, k, k], [-0.52, -0.52, -0.05])
+    limits = (1500.0, 2500.0)
+    ref = drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=10.0)
+    bridged = np.asarray(ref.bridged)
+    last = np.flatnonzero(~bridged)[-1]
+    assert 10 < last < 19 and bridged[last + 1 :].all() and not bridged[: last + 1].any()
+    np.testing.assert_array_equal(
+        ref.state[last + 1 :], np.broadcast_to(ref.state[last], (20 - last, 4))
+    )
+    np.testing.assert_array_equal(
+        ref.control[last + 1 :], np.broadcast_to(ref.control[last], (20 - last, 2))
+    )
+    span = 20.0 - float(ref.s_m[last])
+    with pytest.raises(ValueError, match=rf"{span:.2f} m .*to 20\.00 m between solved points"):
+        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=1.0)
+    everywhere = (3000.0, 4000.0)
+    with pytest.raises(ValueError, match="No point of the path has a drift equilibrium"):
+        drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=everywhere, bridge_m=5.0)
