@@ -305,11 +305,12 @@ def _one_line(run: DriftRunResult) -> str:
         return f"no closed loop: {run.error}"
     m = run.metrics
     stop = "" if run.ok else f", STOPPED at {m['stop_time_s']:.2f} s: {m['stop_reason']}"
+    bridged = ""
     if run.bridged_fraction > 0:
-        stop += f" (reference bridged over {100 * run.bridged_fraction:.1f} % of the lap)"
+        bridged = f" (reference bridged over {100 * run.bridged_fraction:.1f} % of the lap)"
     return (
         f"{m['duration_s']:.1f} s, {m['laps']:.2f} laps, lateral RMSE {m['lateral_rmse_m']:.3f} m, "
-        f"sideslip RMSE {m['sideslip_rmse_deg']:.2f} deg{stop}"
+        f"sideslip RMSE {m['sideslip_rmse_deg']:.2f} deg{stop}{bridged}"
     )
 
 

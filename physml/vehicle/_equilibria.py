@@ -441,17 +441,13 @@ def _bridge(s, state, control, bridged, closed, bridge_m, messages):
                 f"longer than `bridge_m` = {bridge_m:g} m. "
                 f"{messages[first % (n - 1) if closed else first]}"
             )
-    if closed:
-        xs = np.concatenate([s[good] - lap, s[good], s[good] + lap])
-        pick = np.concatenate([good, good, good])
-    else:
-        xs, pick = s[good], good
+    # np.interp: periodic in s on a closed path (s = L maps to s = 0, so both ends get the same
+    # value); on an open one it holds the end values.
+    period = lap if closed else None
     for table in (state, control):
         for j in range(table.shape[1]):
-            filled = np.interp(s, xs, table[pick, j])  # np.interp holds the ends
+            filled = np.interp(s, s[good], table[good, j], period=period)
             table[:, j] = np.where(bridged, filled, table[:, j])
-        if closed:
-            table[-1] = table[0]  # s = L is s = 0: the same point, not a second rounding of it
 
 
 __all__ = [
