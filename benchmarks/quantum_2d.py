@@ -16,10 +16,12 @@ The state: ARConv2D (positive: the Marshall-rotated antiferromagnet and the ferr
 have positive ground states), Heisenberg restricted to Sᶻ = 0 (`FixedMagnetization`, operator on
 NetKet's `Spin(1/2, N, total_sz=0)`), symmetrised over the point group (× spin flip) by default.
 Optimiser: SR (diagonal shift) + SGD with the step held for half the run, then cosine-decayed.
-`--time-limit` is the budget of a whole run, evaluation included: the first `--calibrate` steps
-(constant step) time one step, and the schedule is then laid over as many steps as fit in the
-budget less `--eval-reserve` (a step-indexed schedule cut short by the clock would never decay;
-that was the case before 2026-12-01). `--eval-symmetry`
+`--time-limit` is the budget of a whole run, evaluation included: the step is held for half of
+it (less `--eval-reserve`), which times the steps, and the decay is laid over as many steps as
+fit in the rest (`ground_state_in_budget` in quantum_accuracy.py; a step-indexed schedule cut
+short by the clock would never decay, as before 2026-12-01). On the 4×4 systems
+(≤ 2^16 states) the evaluated state's energy is also summed over the whole Hilbert space
+(`full_sum_energy`, seconds): its relative error has no sampling error. `--eval-symmetry`
 symmetrises the trained network over a larger group for the final estimate only, as the NAQS
 authors did (trained without, symmetrised over D4 × spin flip at evaluation): each training step
 then costs |G_train| instead of |G_eval| network passes per configuration.
@@ -29,8 +31,7 @@ then costs |G_train| instead of |G_eval| network passes per configuration.
     python benchmarks/quantum_2d.py --runs tfim:4:3 --steps 50 --samples 256   # quick look
     python benchmarks/quantum_2d.py --runs heisenberg:4 --symmetry none --eval-symmetry d4
     python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 5000 \
-        --time-limit 600 --eval-reserve 120 --eval-samples 16384   # the 10-minute 4×4 run
-        # (2026-12-01: 7.2e-5 ± 8.8e-5 in 487 s; with --eval-samples 65536, 9.3e-5 ± 4.0e-5)
+        --time-limit 600 --eval-reserve 30 --eval-samples 2048   # the 10-minute 4×4 run
 """
 
 from __future__ import annotations
@@ -46,17 +47,15 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from quantum_accuracy import TimeLimit, learning_rate  # noqa: E402  (benchmarks/ is on sys.path)
+from quantum_accuracy import ground_state_in_budget  # noqa: E402  (benchmarks/ is on sys.path)
 
 from physml.quantum import (  # noqa: E402
-    SR,
     ARConv2D,
     FixedMagnetization,
     Symmetrized,
     evaluate_energy,
     exact_energy,
-    ground_state,
+    full_sum_energy,
     heisenberg_2d,
     lattice_group,
     tfim_2d,
@@ -67,6 +66,9 @@ HEISENBERG_REFERENCE = {
     4: (-0.701780, "exact diagonalisation (verified by Lanczos here)"),
     6: (-0.678873, "QMC, Sandvik PRB 56, 11678 (1997), ±4e-6"),
 }
+#: Largest Hilbert space whose energy is also summed exactly (`full_sum_energy`): the 4×4
+#: systems (12870 Sᶻ = 0 states for Heisenberg, 2^16 for the TFIM), not 6×6.
+FULL_SUM_MAX_STATES = 1 << 16
 DEFAULT_RUNS = ["heisenberg:4", "tfim:4:2", "tfim:4:3", "tfim:4:4", "heisenberg:6"]
 
 
@@ -125,54 +127,24 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         assert abs(lanczos / unit - ref / unit) < 5e-7, (lanczos / unit, ref / unit)
         note += f"; Lanczos {lanczos / unit:.7f}"
     t0 = time.perf_counter()
-    steps, warm, key, reserve = args.steps, None, jax.random.key(args.seed + 1), 0.0
-    if args.time_limit and args.calibrate:
-        # A step-indexed schedule stopped early by the clock never decays. So: a few constant-lr
-        # steps to compile and time one step, then as many scheduled steps as the budget holds
-        # after the evaluation reserve (same state, SGD has no optimiser state to carry).
-        clock = StepClock()
-        warm_key, key = jax.random.split(key)
-        warm = ground_state(
-            H,
-            model,
-            n_samples=args.samples,
-            steps=args.calibrate,
-            key=warm_key,
-            optimizer=optax.sgd(args.lr),
-            preconditioner=SR(args.diag_shift),
-            n_eval_samples=2,
-            progress=False,
-            callbacks=(clock,),
-        )
-        model, reserve = warm.model, args.eval_reserve
-        elapsed = time.perf_counter() - t0
-        left = args.time_limit - elapsed - args.eval_reserve - clock.compile_seconds()
-        if left <= 0:
-            raise RuntimeError(
-                f"{spec}: the calibration took {elapsed:.0f} s of the {args.time_limit:g}-s budget "
-                f"(reserve {args.eval_reserve:g} s): nothing left to train; raise --time-limit."
-            )
-        steps = max(1, min(args.steps - args.calibrate, int(left / clock.seconds_per_step())))
-        print(
-            f"{spec}: {clock.seconds_per_step():.3f} s/step -> {steps} scheduled steps", flush=True
-        )
-    res = ground_state(
+    res, done = ground_state_in_budget(
         H,
         model,
         n_samples=args.samples,
-        steps=steps,
-        key=key,
-        optimizer=optax.sgd(learning_rate(args.lr, args.final_lr, steps)),
-        preconditioner=SR(args.diag_shift),
+        steps=args.steps,
+        key=jax.random.key(args.seed + 1),
+        lr=args.lr,
+        final_lr=args.final_lr,
+        diag_shift=args.diag_shift,
+        time_limit=args.time_limit,
+        eval_reserve=args.eval_reserve,
+        label=spec,
         # With --eval-symmetry the estimate that counts is the symmetrised one below.
         n_eval_samples=args.samples if args.eval_symmetry else args.eval_samples,
         exact=ref,
         progress=args.progress,
-        callbacks=(TimeLimit(args.time_limit - (time.perf_counter() - t0) - reserve),)
-        if args.time_limit
-        else (),
     )
-    energy = res.energy
+    energy, eval_model = res.energy, res.model
     if args.eval_symmetry:
         # The NAQS recipe (Sharir et al. 2020; FlowKet's experiments): train the cheaper state,
         # average the trained network over the larger group only for the final estimate.
@@ -184,6 +156,16 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         )
     wall = time.perf_counter() - t0
     e, err = float(energy.mean.real), float(energy.error_of_mean)
+    full = {}
+    if not args.no_full_sum and H.hilbert.n_states <= FULL_SUM_MAX_STATES:
+        # The exact variational energy of the evaluated state: no error bar to argue about.
+        t1 = time.perf_counter()
+        e_full = full_sum_energy(H, eval_model, max_states=FULL_SUM_MAX_STATES)
+        full = {
+            "full_sum_energy_per_site": e_full / unit,
+            "full_sum_relative_error": abs((e_full - ref) / ref),
+            "full_sum_s": time.perf_counter() - t1,
+        }
     return {
         "system": name,
         "spec": spec,
@@ -194,37 +176,15 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         "relative_error": abs((e - ref) / ref),
         "variance": res.variance,
         "wall_time_s": wall,
-        "steps": len(res.history) + (len(warm.history) if warm else 0),
+        "steps": done + len(res.history),
         "samples_per_step": args.samples,
         "eval_samples": args.eval_samples,
         "eval_symmetry": args.eval_symmetry or args.symmetry,
         "stop_reason": res.stop_reason,
         "config": {k: v for k, v in vars(args).items() if k not in ("runs", "out", "progress")},
         "load_average": os.getloadavg(),
+        **full,
     }
-
-
-class StepClock:
-    """fit callback: wall-clock time of each step, to size the scheduled run."""
-
-    def __init__(self):
-        self.times = [time.perf_counter()]
-
-    def __call__(self, step, record, model):
-        self.times.append(time.perf_counter())
-        return False
-
-    def seconds_per_step(self) -> float:
-        """Median step time after the first step (which compiles)."""
-        steps = np.diff(self.times[1:])
-        if steps.size == 0:
-            raise RuntimeError("The calibration run stopped before its second step.")
-        return float(np.median(steps))
-
-    def compile_seconds(self) -> float:
-        """First step less a typical one: about what compiling the scheduled run costs again
-        (its new lr schedule is new static data for the jitted step)."""
-        return max(self.times[1] - self.times[0] - self.seconds_per_step(), 0.0)
 
 
 def main(argv=None) -> list[dict]:
@@ -250,25 +210,20 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=600.0, help="per run [s]; 0: none")
     p.add_argument(
-        "--calibrate",
-        type=int,
-        default=12,
-        metavar="N",
-        help="with --time-limit: time N constant-lr steps, then fit the lr schedule's length to "
-        "the budget left (0: step-indexed schedule over --steps, cut by the clock)",
-    )
-    p.add_argument(
         "--eval-reserve",
         type=float,
         default=60.0,
-        help="seconds of --time-limit kept for the final evaluation when calibrating",
+        help="seconds of --time-limit kept for the final evaluation",
+    )
+    p.add_argument(
+        "--no-full-sum",
+        action="store_true",
+        help="skip the exact (enumerated) variational energy of the 4×4 states",
     )
     p.add_argument("--verify-reference", action="store_true", help="Lanczos check of 4×4")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "quantum_2d.json")
     args = p.parse_args(argv)
-    if args.calibrate and not 2 <= args.calibrate < args.steps:
-        p.error(f"--calibrate must be 0 or from 2 to --steps − 1, got {args.calibrate}")
     rows = []
     for spec in args.runs:
         rows.append(run_one(spec, args))
@@ -276,21 +231,29 @@ def main(argv=None) -> list[dict]:
         print(
             f"{r['system']:<26} ref {r['reference_per_site']:+.6f}  "
             f"E {r['energy_per_site']:+.6f} ± {r['error_per_site']:.1e}  "
-            f"rel {r['relative_error']:.1e}  {r['wall_time_s']:.0f} s  {r['steps']} steps  "
+            f"rel {r['relative_error']:.1e}  "
+            + (
+                f"full sum {r['full_sum_energy_per_site']:+.7f} "
+                f"rel {r['full_sum_relative_error']:.2e}  "
+                if "full_sum_relative_error" in r
+                else ""
+            )
+            + f"{r['wall_time_s']:.0f} s  {r['steps']} steps  "
             f"{r['samples_per_step']} samples  load {r['load_average'][0]:.1f}",
             flush=True,
         )
     print()
     print(
-        "| system | reference (per site) | energy ± error (per site) | rel. error | wall [s] "
-        "| steps | samples |"
+        "| system | reference (per site) | energy ± error (per site) | rel. error "
+        "| full sum: rel. error | wall [s] | steps | samples |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        full = f"{r['full_sum_relative_error']:.2e}" if "full_sum_relative_error" in r else "–"
         print(
             f"| {r['system']} | {r['reference_per_site']:.6f} | {r['energy_per_site']:.6f} ± "
-            f"{r['error_per_site']:.1e} | {r['relative_error']:.1e} | {r['wall_time_s']:.0f} | "
-            f"{r['steps']} | {r['samples_per_step']} |"
+            f"{r['error_per_site']:.1e} | {r['relative_error']:.1e} | {full} | "
+            f"{r['wall_time_s']:.0f} | {r['steps']} | {r['samples_per_step']} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}

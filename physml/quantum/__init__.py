@@ -12,6 +12,7 @@ from ._exact import exact_energy as exact_energy, tfim_chain_energy as tfim_chai
 from ._ground_state import (
     Result as Result,
     evaluate_energy as evaluate_energy,
+    full_sum_energy as full_sum_energy,
     ground_state as ground_state,
 )
 from ._hamiltonians import (
