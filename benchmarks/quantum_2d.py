@@ -32,6 +32,7 @@ then costs |G_train| instead of |G_eval| network passes per configuration.
     python benchmarks/quantum_2d.py --runs heisenberg:4 --symmetry none --eval-symmetry d4
     python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 5000 \
         --time-limit 600 --eval-reserve 30 --eval-samples 2048   # the 10-minute 4×4 run
+        # (2026-12-01, seeds 0, 1, 2: full-sum relative error 8.95e-5, 6.90e-5, 7.50e-5)
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ class TimeLimit:
 
 
 class StepClock:
-    """fit callback: wall-clock time of each step, to size the scheduled run."""
+    """fit callback: wall-clock time of each step, to size the decaying part of a run."""
 
     def __init__(self):
         self.times = [time.perf_counter()]
@@ -93,12 +93,15 @@ class StepClock:
         """Median step time after the first step (which compiles)."""
         steps = np.diff(self.times[1:])
         if steps.size == 0:
-            raise RuntimeError("The calibration run stopped before its second step.")
+            raise RuntimeError(
+                "The constant-step part ran fewer than 2 steps, too few to time one: raise the "
+                "time limit."
+            )
         return float(np.median(steps))
 
     def compile_seconds(self) -> float:
-        """First step less a typical one: about what compiling the scheduled run costs again
-        (its new lr schedule is new static data for the jitted step)."""
+        """First step less a typical one: about what compiling the decaying part costs again
+        (its lr schedule is new static data for the jitted step)."""
         return max(self.times[1] - self.times[0] - self.seconds_per_step(), 0.0)
 
 
@@ -153,6 +156,12 @@ def ground_state_in_budget(
             raise RuntimeError(f"{label}: training stopped: {hold.stop_reason}")
         model, done, reserve = hold.model, len(hold.history), eval_reserve
         left = time_limit - (time.perf_counter() - t0) - eval_reserve - clock.compile_seconds()
+        if left <= 0:
+            raise RuntimeError(
+                f"{label}: the constant-step half took {time.perf_counter() - t0:.0f} s of the "
+                f"{time_limit:g}-s budget (evaluation reserve {eval_reserve:g} s): no time is "
+                "left to decay the step; raise the time limit."
+            )
         decay = max(1, min(steps - done, int(left / clock.seconds_per_step())))
         optimizer = optax.sgd(optax.cosine_decay_schedule(lr, decay, final_lr / lr))
         steps = decay

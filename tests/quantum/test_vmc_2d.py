@@ -167,6 +167,7 @@ def test_ground_state_with_symmetrized_model_reports_and_evaluates():
     assert np.isfinite(float(e.mean.real))
 
 
+@pytest.mark.filterwarnings("ignore:ARConv2D with layers=2:UserWarning")  # small on purpose
 def test_full_sum_energy_is_the_rayleigh_quotient_that_sampling_estimates():
     """`full_sum_energy` of a complex symmetrised state in the Sᶻ = 0 sector (2×4 Heisenberg,
     no sign rule, 70 states) equals ⟨ψ|H|ψ⟩/⟨ψ|ψ⟩ from the dense matrix to 1e-12, and an
