@@ -1,10 +1,16 @@
-"""Large 2D ground states on one GPU, resumable in pieces of under 10 minutes.
+"""Large 2D ground states, resumable in pieces of under 10 minutes (on one GPU, or on CPU).
 
 Systems (Pauli units: H = J Σ σ·σ = 4 J Σ S·S, H = −J Σ σᶻσᶻ − h Σ σˣ):
 
 - heisenberg10: 10×10 open Heisenberg, reference −251.46248 (QMC; Sharir et al., PRL 124,
   020503 (2020), table I, quoted in Pauli units), Marshall sign rule, Sᶻ = 0;
-- tfim12: 12×12 open TFIM at h = 3, reference −457.0417 (DMRG; same table).
+- tfim12: 12×12 open TFIM at h = 3, reference −457.0417 (DMRG; same table);
+- heisenberg6: 6×6 periodic Heisenberg, reference 4 · 36 · (−0.678873) = −97.757712 (QMC,
+  Sandvik, PRB 56, 11678 (1997), −0.678873(4) per site in spin-1/2 units), Marshall sign rule,
+  Sᶻ = 0, symmetrised over the point group D4 × spin flip as the 4×4 runs of quantum_2d.py.
+  The issue-4 CPU target (≤ 5e-4) needs more steps than one sitting on 2 cores gives, so it
+  runs here in pieces (`--final-lr`: the step-indexed hold-then-cosine schedule, which a
+  resumed run continues because the step count is in the optimiser state).
 
 Each call advances the run by at most `--budget` seconds of training and writes the `TrainState`
 atomically (`physml.kernels.fit` checkpoints; a resumed run is bit-identical to an
@@ -16,6 +22,8 @@ compilation).
     python benchmarks/quantum_2d_gpu.py --system heisenberg10 --budget 540   # repeat until done
     python benchmarks/quantum_2d_gpu.py --system tfim12 --budget 540
     python benchmarks/quantum_2d_gpu.py --smoke                              # tiny, on CPU
+    python benchmarks/quantum_2d_gpu.py --system heisenberg6 --features 12 --samples 512 \
+        --steps 2000 --final-lr 0.005 --budget 3000                       # 6×6 on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import optax
+
+# benchmarks/ is on sys.path. Importing it turns float64 on; main() sets the precision again.
+from quantum_accuracy import learning_rate
 
 from physml.kernels import fit
 from physml.quantum import (
@@ -48,25 +59,35 @@ SYSTEMS = {
     # name: (kind, L, h, reference [Pauli units, total], source)
     "heisenberg10": ("heisenberg", 10, None, -251.46248, "QMC (Sharir et al. 2020, table I)"),
     "tfim12": ("tfim", 12, 3.0, -457.0417, "DMRG (Sharir et al. 2020, table I)"),
+    "heisenberg6": ("heisenberg", 6, None, 4 * 36 * -0.678873, "QMC (Sandvik 1997), ±4e-6/site"),
     "smoke": ("heisenberg", 4, None, None, "Lanczos"),
 }
 
 
-def build(system: str, *, features: int, seed: int, dtype):
+def build(system: str, *, features: int, seed: int, dtype, train_symmetry: str = "full"):
+    """(H, the model to train, its group for evaluation, reference, note). With
+    `train_symmetry="flip"` the model trained is averaged over the spin flip only, and the
+    trained network is symmetrised over the whole group for the final estimate (the NAQS recipe,
+    Sharir et al. 2020: each step then costs 2 network passes per configuration, not 2 |G|)."""
     kind, L, h, ref, note = SYSTEMS[system]
+    pbc = system == "heisenberg6"
     base = ARConv2D(L, features=features, positive=True, dtype=dtype, key=jax.random.key(seed))
     if kind == "heisenberg":
-        H = heisenberg_2d(L, pbc=False, total_sz=0)  # Marshall sign rule (bipartite)
+        H = heisenberg_2d(L, pbc=pbc, total_sz=0)  # Marshall sign rule (bipartite)
         model = FixedMagnetization(base)
     else:
-        H = tfim_2d(L, h, pbc=False)
+        H = tfim_2d(L, h, pbc=pbc)
         model = base
-    model = Symmetrized(model, lattice_group(L, pbc=False), spin_flip=True)
+    # Open squares: D4. Periodic: its point group, the first 8 rows (zero translation); the
+    # 36 translations more would multiply each step's cost by 36.
+    perms = lattice_group(L, pbc=pbc)
+    perms = perms[:8] if pbc else perms
+    train_perms = perms if train_symmetry == "full" else perms[:1]  # row 0: the identity
     if ref is None:
         from physml.quantum import exact_energy
 
         ref = exact_energy(H)
-    return H, model, ref, note
+    return H, Symmetrized(model, train_perms, spin_flip=True), perms, ref, note
 
 
 class Clock:
@@ -89,15 +110,29 @@ class Clock:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--system", choices=["heisenberg10", "tfim12"], default="heisenberg10")
+    p.add_argument(
+        "--system", choices=["heisenberg10", "tfim12", "heisenberg6"], default="heisenberg10"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny 4×4 run (CPU check of the path)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--samples", type=int, default=4096)
     p.add_argument("--eval-samples", type=int, default=65536)
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument(
+        "--final-lr",
+        type=float,
+        default=None,
+        help="hold --lr for half of --steps, then cosine-decay to this (default: constant)",
+    )
     p.add_argument("--diag-shift", type=float, default=1e-3)
     p.add_argument("--budget", type=float, default=540.0, help="training seconds per call")
+    p.add_argument(
+        "--train-symmetry",
+        choices=["full", "flip"],
+        default="full",
+        help="train over the whole group, or the spin flip only (evaluated over the whole group)",
+    )
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--x64", action="store_true", help="float64 (default float32 on GPU)")
     p.add_argument("--seed", type=int, default=0)
@@ -109,19 +144,26 @@ def main(argv=None) -> dict:
         args.checkpoint_every = 2
     jax.config.update("jax_enable_x64", bool(args.x64 or jax.default_backend() == "cpu"))
     dtype = jax.numpy.zeros(()).dtype
-    H, model, ref, note = build(system, features=args.features, seed=args.seed, dtype=dtype)
+    H, model, perms, ref, note = build(
+        system,
+        features=args.features,
+        seed=args.seed,
+        dtype=dtype,
+        train_symmetry=args.train_symmetry,
+    )
     args.dir.mkdir(parents=True, exist_ok=True)
-    ckpt = args.dir / f"{system}_state.eqx"
+    tag = system if args.train_symmetry == "full" else f"{system}_flip"
+    ckpt = args.dir / f"{tag}_state.eqx"
     clock = Clock(args.budget)
     run = fit(
-        VMCObjective(H, args.samples),
+        VMCObjective(H, args.samples, gradient=False),  # SR forms its own gradient
         model,
-        optimizer=optax.sgd(args.lr),
+        optimizer=optax.sgd(learning_rate(args.lr, args.final_lr, args.steps)),
         steps=args.steps,
         key=jax.random.key(args.seed + 1),
         preconditioner=SR(args.diag_shift),
         callbacks=(clock,),
-        log_path=args.dir / f"{system}_log.jsonl",
+        log_path=args.dir / f"{tag}_log.jsonl",
         checkpoint_path=ckpt,
         checkpoint_every=args.checkpoint_every,
         resume=True,
@@ -136,6 +178,7 @@ def main(argv=None) -> dict:
     samples_per_s = args.samples / (time.perf_counter() - t0)
     out = {
         "system": system,
+        "train_symmetry": args.train_symmetry,
         "steps_done": run.n_steps,
         "steps_total": args.steps,
         "stop_reason": run.stop_reason,
@@ -148,7 +191,11 @@ def main(argv=None) -> dict:
         "load_average": os.getloadavg(),
     }
     if run.n_steps >= args.steps:
-        e = evaluate_energy(H, run.model, args.eval_samples, key=jax.random.key(args.seed + 2))
+        # The trained network averaged over the whole group (already so unless --train-symmetry).
+        evaluated = Symmetrized(run.model.model, perms, spin_flip=True)
+        e = evaluate_energy(
+            H, evaluated, args.eval_samples, key=jax.random.key(args.seed + 2), chunk=1024
+        )
         energy = float(e.mean.real)
         out.update(
             energy=energy,
@@ -156,7 +203,7 @@ def main(argv=None) -> dict:
             relative_error=abs((energy - ref) / ref),
             energy_per_site=energy / H.hilbert.size,
         )
-        (args.dir / f"{system}_result.json").write_text(json.dumps(out, indent=1))
+        (args.dir / f"{tag}_result.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
     return out
 

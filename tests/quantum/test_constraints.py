@@ -98,6 +98,7 @@ def test_samples_on_the_sector_cached_equals_plain(case):
     np.testing.assert_allclose(lp_c, log_prob(fm, x_c), atol=1e-12)
 
 
+@pytest.mark.filterwarnings("ignore:ARConv2D with layers=2:UserWarning")  # small on purpose
 @pytest.mark.parametrize("kind", ["2d", "1d"])
 def test_sample_frequencies_chi_square_on_the_sz0_sector(kind):
     """2×4, Sᶻ = 0: 70 configurations; 40 000 samples vs |ψ̃|² (rare bins pooled), p > 1e-4;

@@ -88,6 +88,7 @@ groups = st.sampled_from(
 )
 
 
+@pytest.mark.filterwarnings("ignore:ARConv2D with layers=2:UserWarning")  # small on purpose
 @given(group=groups, positive=st.booleans(), flip=st.booleans(), seed=st.integers(0, 2**16))
 @settings(max_examples=6)
 def test_symmetrized_is_normalised_and_invariant(group, positive, flip, seed):

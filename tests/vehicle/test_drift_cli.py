@@ -61,21 +61,25 @@ def test_paths_and_library_errors():
         run_drift("donut", key=key, tires=[NOMINAL], duration_s=-1.0)
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def test_tiny_run_writes_summary_and_plots_and_the_demo_drives(tmp_path, monkeypatch):
+    # One test, not a module fixture shared by two: the demo's closed loop reuses the programs
+    # the tiny run compiled (≈ 60 s), and pytest-xdist would otherwise build the fixture again
+    # on the second worker whenever it splits the module.
+    _check_tiny_run(_tiny_run(tmp_path), tmp_path)
+    _check_demo_drift_part(monkeypatch)
+
+
+def _tiny_run(out):
     # Half a minute of data, 20 identification steps, one second of closed loop, no solve
     # timing: the whole pipeline, as small as it goes.
-    out = tmp_path_factory.mktemp("drift")
     argv = [
         "drift", "--path", "donut", "--minutes", "0.5", "--duration", "1", "--steps", "20",
         "--seed", "3", "--tire", "fiala", "--no-timing", "--quiet", "--out", str(out),
     ]  # fmt: skip
-    code = main(argv)
-    return code, out
+    return main(argv)
 
 
-def test_tiny_run_writes_summary_and_plots(tiny_run):
-    code, out = tiny_run
+def _check_tiny_run(code, out):
     summary = json.loads((out / "drift_summary.json").read_text())
     assert set(summary["runs"]) == {"fiala"}
     assert summary["path"]["name"] == "donut"
@@ -173,9 +177,9 @@ def test_compare_prints_one_table_reports_a_spin_out_and_exits_non_zero(
         assert (tmp_path / f"drift_donut_{name}.png").stat().st_size > 10_000
 
 
-def test_demo_has_the_sysid_keys_and_a_drift_part(monkeypatch, tiny_run):
+def _check_demo_drift_part(monkeypatch):
     # The demo's drift step on tiny settings; identification is replaced by a model of the
-    # tiny run's structure (so the closed loop compiled there is reused).
+    # tiny run's structure.
     calls = {}
 
     def fake_sysid(**kwargs):
