@@ -8,7 +8,9 @@ energy in spin-1/2 units (E/(4N)) as in the literature:
                  diagonalisation, checked here with NetKet's Lanczos on the Sᶻ = 0 sector);
 - tfim:4:H       4×4 periodic TFIM at h = H (2, 3, 4): reference from NetKet's Lanczos;
 - heisenberg:6   6×6 periodic, reference −0.678873(4) per site (QMC, Sandvik, PRB 56, 11678
-                 (1997)).
+                 (1997)). One sitting is far too short on 2 cores (≈ 5 s per step at 512
+                 samples even when trained over the spin flip only): quantum_2d_gpu.py
+                 --system heisenberg6 runs it in resumable pieces.
 
 Targets (issue 4): ≤ 1e-4 relative error on 4×4 within 10 min on 2 cores; ≤ 5e-4 on 6×6.
 

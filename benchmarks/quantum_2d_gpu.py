@@ -23,7 +23,10 @@ compilation).
     python benchmarks/quantum_2d_gpu.py --system tfim12 --budget 540
     python benchmarks/quantum_2d_gpu.py --smoke                              # tiny, on CPU
     python benchmarks/quantum_2d_gpu.py --system heisenberg6 --features 12 --samples 512 \
-        --steps 2000 --final-lr 0.005 --budget 3000                       # 6×6 on 2 CPU cores
+        --steps 1000 --final-lr 0.005 --budget 6000 --eval-samples 4096 \
+        --train-symmetry flip                                             # 6×6 on 2 CPU cores
+        # (2026-12-01: 1000 steps at 4.9 s/step, 86 min with the evaluation; evaluated over
+        # D4 × flip: −97.332 ± 0.038, relative error 4.35e-3, against the target 5e-4)
 """
 
 from __future__ import annotations
