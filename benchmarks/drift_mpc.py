@@ -12,8 +12,8 @@ JAX cost function (`DriftMPC.cost`).
 Problems: the states of a 2-s closed loop of the MPC on the model itself from a perturbed drift
 (e = 0.6 m, β 4° off, V 0.5 m/s off). JAX is timed warm (its shifted previous plan, as in
 closed loop) and cold (holding the last command); IPOPT cold from the same hold-the-last-command
-guess. Run: `python benchmarks/drift_mpc.py [--problems 40]`; prints a JSON summary with the
-machine load (`uptime`), since the timings depend on it.
+guess. Run: `python benchmarks/drift_mpc.py [--problems 40] [--out FILE]`; prints a JSON
+summary (and writes it to FILE) with the machine load (`uptime`), since the timings depend on it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import jax
 
@@ -295,9 +296,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=40)
     parser.add_argument("--max-iterations", type=int, default=5)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="also write the JSON result to this file"
+    )
     args = parser.parse_args()
     print(
         "uptime at start:",
         subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     )
-    print(json.dumps(main(args.problems, args.max_iterations), indent=2))
+    text = json.dumps(main(args.problems, args.max_iterations), indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")

@@ -130,15 +130,15 @@ def ground_state_in_budget(
     seconds kept for the final estimate, which `time_limit` includes) and times its steps; the
     decay is then laid over as many steps as fit in what is left, less one recompile. SGD keeps
     no optimiser state, so the two parts are one run. `steps` caps the total either way.
-    Without `time_limit`, or with a constant lr, this is `ground_state` over `steps` (stopped
-    by the clock if `time_limit` is given).
+    Without `time_limit`, with a constant lr, or with `steps` = 1, this is `ground_state` over
+    `steps` (stopped by the clock if `time_limit` is given).
 
     Returns:
         (the `Result` of the last part, the number of steps before it).
     """
     t0 = time.perf_counter()
     done, optimizer, reserve = 0, optax.sgd(learning_rate(lr, final_lr, steps)), 0.0
-    if time_limit and final_lr is not None:
+    if time_limit and final_lr is not None and steps >= 2:  # one step has nothing to decay
         clock = StepClock()
         hold_key, key = jax.random.split(key)
         hold = fit(

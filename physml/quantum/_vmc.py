@@ -179,6 +179,11 @@ def local_energies(
     if single_flip is None:
         # The receptive-field shortcut is specific to the 1D masked convolutions.
         single_flip = isinstance(hamiltonian, nk.operator.IsingJax) and isinstance(model, ARConv1D)
+    with jax.ensure_compile_time_eval():
+        # NetKet builds a JAX operator's tables lazily, on first use. Built inside this trace
+        # they would be tracers cached on the operator, and the next trace that uses it fails
+        # (UnexpectedTracerError); flattening it here builds them from constants, eagerly.
+        jax.tree_util.tree_leaves(hamiltonian)
     sigma_p, mels = hamiltonian.get_conn_padded(sigma)
     if single_flip:
         log_psi, log_psi_flips = log_psi_single_flips(model, sigma)

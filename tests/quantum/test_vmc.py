@@ -64,6 +64,29 @@ def test_local_energy_of_eigenstates_is_constant():
     np.testing.assert_allclose(e, 0.7 * n, rtol=1e-13)
 
 
+def _fresh_heisenberg(n, source):
+    if source == "physml":
+        return heisenberg(n)
+    hilbert = nk.hilbert.Spin(0.5, n)
+    return nk.operator.Heisenberg(hilbert, nk.graph.Chain(n)).to_jax_operator()
+
+
+@pytest.mark.parametrize("source", ["physml", "netket"])
+def test_local_energies_trace_twice_with_a_fresh_operator(source):
+    """NetKet builds a JAX operator's tables on first use. Two jitted functions closing over the
+    same fresh operator must both trace: the first trace must not cache tracers on it (it did:
+    UnexpectedTracerError in the second), for ours and for one a user builds in NetKet."""
+    n = 6
+    m = _model(n, True, 2)
+    sigma = jnp.asarray(nk.hilbert.Spin(0.5, n).all_states()[::7])
+    H = _fresh_heisenberg(n, source)
+    first = jax.jit(lambda s: local_energies(m, H, s))(sigma)
+    second = jax.jit(lambda s: 2 * local_energies(m, H, s))(sigma)
+    np.testing.assert_allclose(second, 2 * first, rtol=1e-14)
+    eager = local_energies(m, _fresh_heisenberg(n, source), sigma)
+    np.testing.assert_allclose(first, eager, rtol=1e-12)
+
+
 @pytest.mark.parametrize("positive", [True, False])
 def test_local_energy_average_is_rayleigh_quotient(positive):
     """Σ_σ |ψ(σ)|² E_loc(σ) = ⟨ψ|H|ψ⟩ exactly (enumeration, 1e-11)."""
@@ -71,7 +94,7 @@ def test_local_energy_average_is_rayleigh_quotient(positive):
     m = _model(n, positive, 1)
     H = heisenberg(n, sign_rule=False)  # off-diagonal signs matter for the complex case
     states = jnp.asarray(H.hilbert.all_states())
-    exact = float(_exact_energy_of(m, H))  # before `_e_loc`: NetKet sets H up lazily
+    exact = float(_exact_energy_of(m, H))
     p = jnp.exp(2 * jnp.real(m.log_psi(states)))
     e_avg = jnp.sum(p * _e_loc(m, H, states))
     assert abs(jnp.imag(e_avg)) < 1e-11
