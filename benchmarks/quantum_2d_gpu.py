@@ -51,7 +51,7 @@ import optax
 # benchmarks/ is on sys.path. Importing it turns float64 on; main() sets the precision again.
 from quantum_accuracy import StepClock, TimeLimit, learning_rate
 
-from physml.kernels import fit, load_tree, train_init
+from physml.kernels import fit, load_params
 from physml.quantum import (
     SR,
     ARConv2D,
@@ -154,14 +154,11 @@ def main(argv=None) -> dict:
         train_symmetry=args.train_symmetry,
     )
     args.dir.mkdir(parents=True, exist_ok=True)
-    tag = system if args.train_symmetry == "full" else f"{system}_flip"
-    tag = args.name or tag
+    tag = args.name or (system if args.train_symmetry == "full" else f"{system}_flip")
     ckpt = args.dir / f"{tag}_state.eqx"
     optimizer = optax.sgd(learning_rate(args.lr, args.final_lr, args.steps))
     if args.init_from is not None and not ckpt.is_file():
-        # The earlier run's parameters; its optimiser state and step count are dropped.
-        state, static = train_init(model, optimizer, key=jax.random.key(0))
-        model = eqx.combine(load_tree(args.init_from, state).params, static)
+        model = load_params(args.init_from, model)  # its optimiser state and step: dropped
     budget, clock = TimeLimit(args.budget), StepClock()
     run = fit(
         VMCObjective(H, args.samples, gradient=False),  # SR forms its own gradient

@@ -7,7 +7,8 @@
 - the variational training loop: `AbstractObjective`, `AbstractPreconditioner`, `fit`,
   `train_init` / `train_step`, `EarlyStopping`;
 - sharding over all devices (of every process under `jax.distributed`): `shard_batch`;
-- atomic checkpoints: `save_tree`, `load_tree`.
+- atomic checkpoints: `save_tree`, `load_tree`; `load_params` (a warm start from a `fit`
+  checkpoint).
 """
 
 from ._callbacks import EarlyStopping as EarlyStopping
@@ -35,6 +36,7 @@ from ._train import (
     TrainResult as TrainResult,
     TrainState as TrainState,
     fit as fit,
+    load_params as load_params,
     train_init as train_init,
     train_step as train_step,
 )

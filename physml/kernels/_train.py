@@ -209,6 +209,29 @@ def _check_same_on_every_process(state: TrainState) -> None:
         ) from None
 
 
+def load_params(
+    path: str | os.PathLike, model: PyTree, *, trainable: PyTree | None = None
+) -> PyTree:
+    """`model` with the trained parameters of a `fit` checkpoint at `path`: a warm start under a
+    new optimiser or schedule. Only the parameters are read (`TrainState.params`, the first
+    field, so written first); the checkpoint's optimiser state, key and step count are not, so
+    they need not match. `model` and `trainable` give the structure, shapes and dtypes and must
+    be those of the run that wrote it (a mismatch raises)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
+    params, static = eqx.partition(model, _trainable_spec(model, trainable))
+    try:
+        with open(path, "rb") as f:  # equinox reads leaves in order: the params' prefix only
+            params = eqx.tree_deserialise_leaves(f, params)
+    except Exception as e:
+        raise ValueError(
+            f"The parameters in {str(path)!r} do not match the model they are loaded into "
+            f"(a different architecture or `trainable`?): {e}"
+        ) from e
+    return eqx.combine(params, static)
+
+
 def fit(
     objective: AbstractObjective,
     model: PyTree,

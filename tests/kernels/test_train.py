@@ -15,6 +15,7 @@ from physml.kernels import (
     EarlyStopping,
     estimate,
     fit,
+    load_params,
     load_tree,
 )
 
@@ -108,6 +109,35 @@ def test_nan_never_reaches_a_checkpoint(tmp_path):
     assert res.n_steps == 5
     state = load_tree(ckpt, res.state)
     assert np.all(np.isfinite(state.params["x"])) and int(state.step) == 5
+
+
+def test_load_params_warm_starts_under_another_optimizer(tmp_path):
+    """The parameters of an adam run's checkpoint (adam's state has arrays of its own) come back
+    bit for bit, and continue under plain SGD, whose state structure differs from adam's."""
+    ckpt = tmp_path / "adam.eqx"
+    run = fit(
+        _problem(noise=0.3),
+        _model(),
+        optimizer=_optimizer(),
+        steps=7,
+        key=jax.random.key(2),
+        checkpoint_path=ckpt,
+        checkpoint_every=7,
+        progress=False,
+    )
+    warm = load_params(ckpt, _model())
+    for name in ("x", "counter"):
+        assert warm[name].tobytes() == run.model[name].tobytes()
+    assert float(warm["counter"]) == 7.0 and not np.allclose(warm["x"], 0.0)
+    more = fit(
+        _problem(), warm, optimizer=optax.sgd(0.05), steps=3, key=jax.random.key(3), progress=False
+    )
+    assert more.n_steps == 3 and np.isfinite(more.history[-1]["loss"])
+
+    with pytest.raises(ValueError, match="do not match the model"):
+        load_params(ckpt, {"x": jnp.zeros(4), "counter": jnp.zeros(())})
+    with pytest.raises(FileNotFoundError, match="No checkpoint"):
+        load_params(tmp_path / "missing.eqx", _model())
 
 
 def test_checkpoint_resume_is_bit_identical(tmp_path):
