@@ -3,7 +3,7 @@
 The same optimal-control problem both ways: the nominal model (plant's mass, inertias and
 geometry, Fiala tyres with the friction-circle coupling), a donut of R = 11 m at β = 30°, the
 2-s horizon of 25 × 0.05 s + 5 × 0.15 s, the ROS2 Rosenbrock discretisation with the exact 4×4
-Jacobian (`physml.vehicle._mpc`), the same cost and the same amplitude and rate boxes. CasADi
+Jacobian (`DriftMPC`), the same cost and the same amplitude and rate boxes. CasADi
 gets it in multiple-shooting form (states and inputs as variables, the ROS2 map as equality
 constraints, the rate boxes as linear inequalities) with IPOPT's exact Hessian; the JAX solver
 runs its projected Gauss–Newton on the input rates. Both solutions are scored with the same
@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 
 from physml.kernels import rollout  # noqa: E402
 from physml.vehicle import DriftPlant, Fiala, SingleTrackModel, params_from_plant  # noqa: E402
-from physml.vehicle._mpc import _GAMMA, DriftMPC  # noqa: E402
-from physml.vehicle._paths import Donut  # noqa: E402
+from physml.vehicle._control.mpc import _GAMMA, DriftMPC  # noqa: E402
+from physml.vehicle._control.paths import Donut  # noqa: E402
 
 
 def _soft_floor(x, floor):
@@ -176,7 +176,7 @@ class IpoptMPC:
         return np.asarray(sol.value(self.us)).T * self.u_scale, wall, ok
 
     def mpc_predict(self, x0, plan):
-        from physml.vehicle._mpc import predict
+        from physml.vehicle._control.mpc import predict
 
         return predict(self.mpc.model, x0, plan, self.mpc.dt_s, self.mpc.path.curvature)
 

@@ -5,7 +5,8 @@ with the drift MPC, next to an identified Fiala and the un-identified nominal mo
 
 import jax
 
-from physml.vehicle._drift_run import format_drift_table, plot_comparison, run_drift
+from physml.vehicle import format_drift_table, run_drift
+from physml.vehicle.plot import plot_comparison
 
 
 def main(seed: int = 0, steps: int = 3000, minutes: float = 3.0, duration_s: float = 60.0):

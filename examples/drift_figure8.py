@@ -7,7 +7,8 @@ why it stops.
 
 import jax
 
-from physml.vehicle._drift_run import format_drift_table, plot_drift, run_drift
+from physml.vehicle import format_drift_table, run_drift
+from physml.vehicle.plot import plot_drift
 
 #: The identified model has no drift equilibrium through part of each sideslip reversal (the
 #: DriftMPC module docstring): interpolate its reference over stretches up to this long [m].

@@ -28,16 +28,9 @@ from pathlib import Path
 
 import jax
 
-from physml.vehicle._collect import collect
-from physml.vehicle._drift_run import (
-    drive,
-    format_drift_table,
-    make_path,
-    plot_comparison,
-    plot_drift,
-    run_drift,
-)
-from physml.vehicle._plant import DriftPlant
+from physml.vehicle import DriftPlant, collect, format_drift_table, run_drift
+from physml.vehicle._drift_run import drive, make_path
+from physml.vehicle.plot import plot_comparison, plot_drift
 
 
 def main(

@@ -53,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from vehicle_sysid import _logs, model_key  # noqa: E402
 
 from physml import vehicle  # noqa: E402
-from physml.vehicle._equilibria import equilibrium_guess  # noqa: E402
-from physml.vehicle._plant import (  # noqa: E402
+from physml.vehicle._control.equilibria import equilibrium_guess  # noqa: E402
+from physml.vehicle._plant.dynamics import (  # noqa: E402
     IOMEGAF,
     IOMEGAR,
     ISIDESLIP,

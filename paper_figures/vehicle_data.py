@@ -17,8 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from physml.vehicle._collect import MANOEUVRES, collect
-from physml.vehicle._plant import DriftPlant
+from physml.vehicle import MANOEUVRES, DriftPlant, collect
 
 DRIFTING = {MANOEUVRES.index(m) for m in ("drift_entry", "drift", "drift_exit")}
 

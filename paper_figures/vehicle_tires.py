@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from vehicle_sysid import _logs, model_key  # noqa: E402
 
 from physml import vehicle  # noqa: E402
-from physml.vehicle._plant import lateral_force, lateral_force_combined  # noqa: E402
+from physml.vehicle._plant.dynamics import lateral_force, lateral_force_combined  # noqa: E402
 
 
 def _models(plant, train, tires, seed, cache, steps):

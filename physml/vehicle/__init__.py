@@ -24,88 +24,87 @@ them all", CoRL 2024, appendix A.
   `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
 """
 
-from ._actuators import Actuators as Actuators
-from ._bayes import BayesResult as BayesResult, identify_bayes as identify_bayes
-from ._closed_loop import (
+from ._control.closed_loop import (
     ClosedLoopResult as ClosedLoopResult,
     PoseSensor as PoseSensor,
     drift_start as drift_start,
     simulate as simulate,
 )
-from ._collect import (
-    MANOEUVRES as MANOEUVRES,
-    DriftStabiliser as DriftStabiliser,
-    collect as collect,
-    design_drift_stabiliser as design_drift_stabiliser,
-    drift_equilibrium as drift_equilibrium,
-)
-from ._data import (
-    DriveLog as DriveLog,
-    LogFormatError as LogFormatError,
-    load_log as load_log,
-    save_log as save_log,
-    validate_log as validate_log,
-)
-from ._drift_run import (
-    DriftRunResult as DriftRunResult,
-    format_drift_table as format_drift_table,
-    run_drift as run_drift,
-)
-from ._equilibria import (
+from ._control.equilibria import (
     DriftReference as DriftReference,
     Equilibrium as Equilibrium,
     drift_reference as drift_reference,
     solve_equilibrium as solve_equilibrium,
 )
-from ._force_estimates import (
-    ForceEstimates as ForceEstimates,
-    axle_force_estimates as axle_force_estimates,
-    fit_tires_to_forces as fit_tires_to_forces,
-)
-from ._identify import (
-    TIRES as TIRES,
-    IdentificationResult as IdentificationResult,
-    RolloutObjective as RolloutObjective,
-    identify as identify,
-    make_model as make_model,
-    make_tire as make_tire,
-    params_from_plant as params_from_plant,
-    trainable_spec as trainable_spec,
-)
-from ._metrics import (
-    format_rmse_table as format_rmse_table,
-    rollout_errors as rollout_errors,
-    rollout_rmse as rollout_rmse,
-)
-from ._model import (
-    SingleTrackModel as SingleTrackModel,
-    rollout_model as rollout_model,
-    soft_floor as soft_floor,
-)
-from ._mpc import (
+from ._control.mpc import (
     DriftMPC as DriftMPC,
     MPCInfo as MPCInfo,
     MPCState as MPCState,
     MPCWeights as MPCWeights,
     stack_models as stack_models,
 )
-from ._params import VehicleParams as VehicleParams
-from ._paths import (
+from ._control.paths import (
     AbstractPath as AbstractPath,
     Donut as Donut,
     FigureEight as FigureEight,
     TabulatedPath as TabulatedPath,
 )
-from ._plant import DriftPlant as DriftPlant
-from ._plant_params import (
+from ._data.collect import collect as collect
+from ._data.log import (
+    DriveLog as DriveLog,
+    LogFormatError as LogFormatError,
+    load_log as load_log,
+    save_log as save_log,
+    validate_log as validate_log,
+)
+from ._data.manoeuvres import MANOEUVRES as MANOEUVRES
+from ._data.stabiliser import (
+    DriftStabiliser as DriftStabiliser,
+    design_drift_stabiliser as design_drift_stabiliser,
+    drift_equilibrium as drift_equilibrium,
+)
+from ._drift_run import (
+    DriftRunResult as DriftRunResult,
+    format_drift_table as format_drift_table,
+    run_drift as run_drift,
+)
+from ._model.params import VehicleParams as VehicleParams
+from ._model.single_track import (
+    SingleTrackModel as SingleTrackModel,
+    rollout_model as rollout_model,
+    soft_floor as soft_floor,
+)
+from ._plant.actuators import Actuators as Actuators
+from ._plant.dynamics import DriftPlant as DriftPlant
+from ._plant.params import (
     PlantParameters as PlantParameters,
     bmw_320i as bmw_320i,
     drift_bmw_320i as drift_bmw_320i,
 )
-from ._sensors import Sensors as Sensors
-from ._tire_base import AbstractTireModel as AbstractTireModel
-from ._tire_exptanh import ExpTanh as ExpTanh, NeuralExpTanh as NeuralExpTanh
-from ._tire_fiala import Fiala as Fiala
-from ._tire_magic import MagicFormula as MagicFormula
-from ._tire_mlp import MLPTire as MLPTire
-from ._tire_node import NeuralODETire as NeuralODETire
+from ._plant.sensors import Sensors as Sensors
+from ._sysid.bayes import BayesResult as BayesResult, identify_bayes as identify_bayes
+from ._sysid.force_estimates import (
+    ForceEstimates as ForceEstimates,
+    axle_force_estimates as axle_force_estimates,
+    fit_tires_to_forces as fit_tires_to_forces,
+)
+from ._sysid.identify import (
+    IdentificationResult as IdentificationResult,
+    RolloutObjective as RolloutObjective,
+    identify as identify,
+    make_model as make_model,
+    params_from_plant as params_from_plant,
+    trainable_spec as trainable_spec,
+)
+from ._sysid.metrics import (
+    format_rmse_table as format_rmse_table,
+    rollout_errors as rollout_errors,
+    rollout_rmse as rollout_rmse,
+)
+from ._tires.base import AbstractTireModel as AbstractTireModel
+from ._tires.exptanh import ExpTanh as ExpTanh, NeuralExpTanh as NeuralExpTanh
+from ._tires.fiala import Fiala as Fiala
+from ._tires.magic_formula import MagicFormula as MagicFormula
+from ._tires.mlp import MLPTire as MLPTire
+from ._tires.neural_ode import NeuralODETire as NeuralODETire
+from ._tires.registry import TIRES as TIRES, make_tire as make_tire

@@ -20,21 +20,21 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ._collect import collect
-from ._data import save_log
+from ._data.collect import collect
+from ._data.log import save_log
 from ._drift_run import (
     NOMINAL,
     PATHS,
     drive,
     format_drift_table,
     make_path,
-    plot_comparison,
-    plot_drift,
     run_drift,
 )
-from ._identify import TIRES, identify, make_model, params_from_plant
-from ._metrics import format_rmse_table, rollout_rmse
-from ._plant import DriftPlant
+from ._plant.dynamics import DriftPlant
+from ._sysid.identify import identify, make_model, params_from_plant
+from ._sysid.metrics import format_rmse_table, rollout_rmse
+from ._tires.registry import TIRES
+from .plot import plot_comparison, plot_drift
 
 
 def run_sysid(

@@ -8,7 +8,7 @@ no identification at all (the "nominal" model: the plant's measured mass, inerti
 `params_from_plant`, with textbook tyre parameters, as `make_model` builds without data).
 
 Thin glue over `collect`, `make_model` / `identify`, `DriftMPC` and `simulate`: the numerics
-live there; this module only sequences them, counts laps, and draws the figures.
+live there; this module only sequences them and counts laps (figures: `physml.vehicle.plot`).
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from ._closed_loop import ClosedLoopResult, simulate
-from ._collect import collect
-from ._data import DriveLog
-from ._identify import TIRES, identify, make_model, params_from_plant
-from ._model import SingleTrackModel
-from ._mpc import DriftMPC, MPCWeights
-from ._paths import AbstractPath, Donut, FigureEight
-from ._plant import ISIDESLIP, ISPEED, IX, IY, IYAW, DriftPlant
+from ._control.closed_loop import ClosedLoopResult, simulate
+from ._control.mpc import DriftMPC, MPCWeights
+from ._control.paths import AbstractPath, Donut, FigureEight
+from ._data.collect import collect
+from ._data.log import DriveLog
+from ._model.single_track import SingleTrackModel
+from ._plant.dynamics import ISIDESLIP, ISPEED, IX, IY, DriftPlant
+from ._sysid.identify import identify, make_model, params_from_plant
+from ._tires.registry import TIRES
 
 #: Path names understood by `make_path` (and `physml drift --path`).
 PATHS = ("donut", "figure8")
@@ -295,12 +295,12 @@ def run_drift(
         )
         run.identification = report
         run.wall_time_s = {"identify": t_fit, **run.wall_time_s}
-        say(f"[drift] {label}: {_one_line(run)}", flush=True)
+        say(f"[drift] {label}: {summary_line(run)}", flush=True)
         results[label] = run
     return results
 
 
-def _one_line(run: DriftRunResult) -> str:
+def summary_line(run: DriftRunResult) -> str:
     if run.closed_loop is None:
         return f"no closed loop: {run.error}"
     m = run.metrics
@@ -357,123 +357,6 @@ def format_drift_table(results: Mapping[str, DriftRunResult]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-# -- figures --------------------------------------------------------------------------------
-
-
-def _valid(res: ClosedLoopResult) -> slice:
-    period = float(res.time_s[1] - res.time_s[0]) if res.time_s.size > 1 else 1.0
-    return slice(0, max(round(res.metrics["duration_s"] / period), 1))
-
-
-def plot_trajectory(ax, run: DriftRunResult, *, arrows: int = 40, color: str = "tab:blue"):
-    """The car's path on the ground plane [m] over the reference path, with arrows along the
-    car's heading ψ every few steps of its last lap (the angle between arrow and track is the
-    sideslip)."""
-    res = run.closed_loop
-    track = np.asarray(run.path.ground_track(800))
-    ax.plot(track[:, 0], track[:, 1], "k--", lw=0.8, label="path")
-    if res is None:
-        ax.set_title(f"{run.label}: no closed loop")
-        return ax
-    x = res.plant_state[_valid(res)]
-    ax.plot(x[:, IX], x[:, IY], color=color, lw=1.0, label=f"{run.label}")
-    # Arrows over the last lap only, so that laps do not stack their arrows on each other.
-    laps = max(run.metrics["laps"], 1.0)
-    last = x[-max(round(len(x) / laps), 2) :]
-    a = last[:: max(len(last) // arrows, 1)]
-    ax.quiver(
-        a[:, IX], a[:, IY], np.cos(a[:, IYAW]), np.sin(a[:, IYAW]),
-        color=color, angles="xy", scale_units="xy", scale=0.5, width=0.004, alpha=0.8,
-    )  # fmt: skip
-    if res.stop is not None:
-        ax.plot(x[-1, IX], x[-1, IY], "rx", ms=10, mew=2, label="stop")
-    ax.set_aspect("equal")
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    return ax
-
-
-def plot_drift(run: DriftRunResult, file: str | Path | None = None):
-    """The closed loop of one model: trajectory with heading arrows; sideslip β and lateral
-    error e over time against their references; the commands δ and τ. Returns the figure and
-    saves it to `file` if given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(13, 7))
-    grid = fig.add_gridspec(4, 2, width_ratios=(1.0, 1.3))
-    plot_trajectory(fig.add_subplot(grid[:, 0]), run)
-    axes = [fig.add_subplot(grid[i, 1]) for i in range(4)]
-    res = run.closed_loop
-    if res is not None:
-        v = _valid(res)
-        t = res.time_s[v]
-        rows = [
-            ("β [deg]", np.degrees(res.plant_state[v, ISIDESLIP]), np.degrees(res.sideslip_ref[v])),
-            ("e [m]", res.path_state[v, 0], np.zeros_like(t)),
-            ("δ_cmd [rad]", res.command[v, 0], None),
-            ("τ [N·m]", res.command[v, 1], None),
-        ]
-        for ax, (label, value, ref) in zip(axes, rows, strict=True):
-            ax.plot(t, value, lw=0.9, label="plant")
-            if ref is not None:
-                ax.plot(t, ref, "k--", lw=0.8, label="reference")
-            if res.stop is not None:
-                ax.axvline(res.stop["time_s"], color="r", lw=0.8)
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-        axes[0].legend(loc="best", fontsize=8)
-        axes[-1].set_xlabel("time [s]")
-    fig.suptitle(f"{run.label} on the {run.path_name}: {_one_line(run)}", fontsize=10)
-    fig.tight_layout()
-    if file is not None:
-        fig.savefig(file, dpi=120)
-        plt.close(fig)
-    return fig
-
-
-def plot_comparison(results: Mapping[str, DriftRunResult], file: str | Path | None = None):
-    """Several models on one path: trajectories, then β − β_ref and e over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(13, 6))
-    grid = fig.add_gridspec(2, 2, width_ratios=(1.0, 1.3))
-    ax_xy = fig.add_subplot(grid[:, 0])
-    ax_b, ax_e = fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1], sharex=None)
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-    for (label, run), color in zip(results.items(), colors, strict=False):
-        plot_trajectory(ax_xy, run, arrows=20, color=color)
-        res = run.closed_loop
-        if res is None:
-            continue
-        v = _valid(res)
-        t = res.time_s[v]
-        dbeta = np.degrees(res.plant_state[v, ISIDESLIP] - res.sideslip_ref[v])
-        ax_b.plot(t, dbeta, color=color, lw=0.9, label=label)
-        ax_e.plot(t, res.path_state[v, 0], color=color, lw=0.9, label=label)
-        if res.stop is not None:
-            for ax in (ax_b, ax_e):
-                ax.axvline(res.stop["time_s"], color=color, ls=":", lw=1.0)
-    handles = {h.get_label(): h for h in ax_xy.get_legend_handles_labels()[0]}
-    ax_xy.legend(handles.values(), handles.keys(), fontsize=8, loc="upper right")
-    ax_b.set_ylabel("β − β_ref [deg]")
-    ax_e.set_ylabel("e [m]")
-    ax_e.set_xlabel("time [s]")
-    ax_b.legend(fontsize=8)
-    for ax in (ax_b, ax_e):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    if file is not None:
-        fig.savefig(file, dpi=120)
-        plt.close(fig)
-    return fig
-
-
 __all__ = [
     "NOMINAL",
     "PATHS",
@@ -483,8 +366,6 @@ __all__ = [
     "format_drift_table",
     "make_path",
     "nominal_model",
-    "plot_comparison",
-    "plot_drift",
-    "plot_trajectory",
     "run_drift",
+    "summary_line",
 ]

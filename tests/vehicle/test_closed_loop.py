@@ -4,13 +4,13 @@ import jax
 import numpy as np
 import pytest
 
-from physml.vehicle._closed_loop import STOP_REASONS, simulate
-from physml.vehicle._identify import params_from_plant
-from physml.vehicle._model import SingleTrackModel
-from physml.vehicle._mpc import DriftMPC
-from physml.vehicle._paths import Donut, FigureEight
-from physml.vehicle._plant import ISIDESLIP, DriftPlant
-from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._control.closed_loop import STOP_REASONS, simulate
+from physml.vehicle._control.mpc import DriftMPC
+from physml.vehicle._control.paths import Donut, FigureEight
+from physml.vehicle._model.single_track import SingleTrackModel
+from physml.vehicle._plant.dynamics import ISIDESLIP, DriftPlant
+from physml.vehicle._sysid.identify import params_from_plant
+from physml.vehicle._tires.fiala import Fiala
 
 PATH = Donut(11.0, np.radians(30.0))
 

@@ -6,17 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from physml.vehicle._collect import (
-    MANOEUVRES,
-    VALID_MAX_SIDESLIP_RAD,
-    VALID_MIN_SPEED_MPS,
-    collect,
-    design_drift_stabiliser,
-    drift_equilibrium,
-)
-from physml.vehicle._data import FLAG_INVALID, FLAG_RESET, load_log, save_log
-from physml.vehicle._plant import DriftPlant
-from physml.vehicle._sensors import Sensors
+from physml.vehicle import MANOEUVRES, collect, design_drift_stabiliser, drift_equilibrium
+from physml.vehicle._data.log import FLAG_INVALID, FLAG_RESET, load_log, save_log
+from physml.vehicle._plant.dynamics import DriftPlant
+from physml.vehicle._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
+from physml.vehicle._plant.sensors import Sensors
 
 MINUTES = 0.5  # one grip manoeuvre and one full drift (entry, hold, exit)
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from physml.vehicle._data import (
+from physml.vehicle._data.log import (
     CONTROL_COLUMNS,
     STATE_COLUMNS,
     DriveLog,

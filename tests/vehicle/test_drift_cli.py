@@ -10,10 +10,10 @@ import pytest
 
 from physml.cli import build_parser, main
 from physml.vehicle import _cli
-from physml.vehicle._closed_loop import STOP_REASONS, ClosedLoopResult
+from physml.vehicle._control.closed_loop import STOP_REASONS, ClosedLoopResult
+from physml.vehicle._control.paths import Donut, FigureEight
 from physml.vehicle._drift_run import NOMINAL, DriftRunResult, make_path, nominal_model, run_drift
-from physml.vehicle._paths import Donut, FigureEight
-from physml.vehicle._plant import ISIDESLIP, IX, IY, IYAW, DriftPlant
+from physml.vehicle._plant.dynamics import ISIDESLIP, IX, IY, IYAW, DriftPlant
 
 
 @pytest.mark.parametrize(

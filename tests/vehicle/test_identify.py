@@ -7,20 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from physml.vehicle._data import DriveLog
-from physml.vehicle._force_estimates import axle_force_estimates
-from physml.vehicle._identify import (
+from physml.vehicle._data.log import DriveLog
+from physml.vehicle._model.params import VehicleParams
+from physml.vehicle._model.single_track import SingleTrackModel, rollout_model
+from physml.vehicle._sysid.force_estimates import axle_force_estimates
+from physml.vehicle._sysid.identify import (
     RolloutObjective,
     identify,
     make_model,
     trainable_spec,
     window_starts,
 )
-from physml.vehicle._metrics import format_rmse_table, rollout_rmse
-from physml.vehicle._model import SingleTrackModel, rollout_model
-from physml.vehicle._params import VehicleParams
-from physml.vehicle._tire_exptanh import ExpTanh
-from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._sysid.metrics import format_rmse_table, rollout_rmse
+from physml.vehicle._tires.exptanh import ExpTanh
+from physml.vehicle._tires.fiala import Fiala
 
 
 def _synthetic_log(model, seconds=40.0, seed=0):
@@ -139,8 +139,8 @@ def test_identify_recovers_exptanh_from_a_perturbed_start(exptanh_truth):
 
 def test_identify_learned_tires_take_finite_steps(exptanh_truth):
     """Neural-ExpTanh front and neural-ODE rear in one model (one compilation): finite steps."""
-    from physml.vehicle._tire_exptanh import NeuralExpTanh
-    from physml.vehicle._tire_node import NeuralODETire
+    from physml.vehicle._tires.exptanh import NeuralExpTanh
+    from physml.vehicle._tires.neural_ode import NeuralODETire
 
     _, log = exptanh_truth
     model = SingleTrackModel(
@@ -180,7 +180,7 @@ def test_identify_validates_inputs(exptanh_truth):
 
 def test_bayes_smoke_shapes_and_bands(exptanh_truth):
     """Tiny NUTS run: every sample finite, bands of shape (3, T + 1, 4) and ordered."""
-    from physml.vehicle._bayes import identify_bayes
+    from physml.vehicle._sysid.bayes import identify_bayes
 
     _, log = exptanh_truth
     res = identify_bayes(
@@ -207,7 +207,7 @@ def test_bayes_posterior_predicts_better_than_its_prior_centre(exptanh_truth):
     """A short NUTS run on noise-free ExpTanh data with the prior centred on a model whose front
     ĉ4 is 30% low: the posterior-predictive median of a 0.3-s rollout is 5x closer (normalised
     RMSE) to the data than the prior centre's rollout."""
-    from physml.vehicle._bayes import identify_bayes
+    from physml.vehicle._sysid.bayes import identify_bayes
 
     true, log = exptanh_truth
     centre = eqx.tree_at(lambda m: m.front.raw, true, true.front.raw.at[3].set(11.0 * 0.7))

@@ -7,10 +7,8 @@ import numpy as np
 import pytest
 
 from physml.kernels import rollout
-from physml.vehicle._equilibria import drift_reference, solve_equilibrium
-from physml.vehicle._identify import TIRES, make_model, params_from_plant
-from physml.vehicle._model import SingleTrackModel
-from physml.vehicle._mpc import (
+from physml.vehicle._control.equilibria import drift_reference, solve_equilibrium
+from physml.vehicle._control.mpc import (
     DEFAULT_GRID_S,
     STATUS_NONFINITE,
     DriftMPC,
@@ -18,10 +16,13 @@ from physml.vehicle._mpc import (
     predict,
     stack_models,
 )
-from physml.vehicle._paths import Donut
-from physml.vehicle._plant import DriftPlant
-from physml.vehicle._tire_fiala import Fiala
-from physml.vehicle._tire_magic import MagicFormula
+from physml.vehicle._control.paths import Donut
+from physml.vehicle._model.single_track import SingleTrackModel
+from physml.vehicle._plant.dynamics import DriftPlant
+from physml.vehicle._sysid.identify import make_model, params_from_plant
+from physml.vehicle._tires.fiala import Fiala
+from physml.vehicle._tires.magic_formula import MagicFormula
+from physml.vehicle._tires.registry import TIRES
 
 PATH = Donut(11.0, np.radians(30.0))
 # The friction-circle coupling pinned: the predictor checks and tunings below were made with it.
@@ -171,7 +172,7 @@ def test_mpc_drives_the_model_back_to_the_reference(mpc):
 
 @pytest.mark.slow  # a second controller: one more compilation (~30 s on a loaded 2-core box)
 def test_tight_limits_are_respected(model):
-    from physml.vehicle._actuators import Actuators
+    from physml.vehicle._plant.actuators import Actuators
 
     tight = Actuators(steer_max_rad=0.4, steer_rate_max_radps=0.5, torque_max_nm=1300.0)
     mpc = DriftMPC(model, PATH, actuators=tight, torque_rate_max_nmps=2000.0, max_iterations=4)
@@ -319,7 +320,7 @@ def test_reference_clock_is_validated_and_neutral_on_a_donut(model, mpc):
 def test_time_clock_scores_each_step_where_the_reference_has_advanced(model, mpc):
     # A path whose β_ref varies (a figure-8's reversal at s = 0): each horizon step k must be
     # scored at s_0 + V_ref t_k with the "time" clock, at its own predicted s_k with "path".
-    from physml.vehicle._paths import FigureEight
+    from physml.vehicle._control.paths import FigureEight
 
     eight = FigureEight(11.0, np.radians(30.0), transition_m=12.0)
     x0, _ = _start(mpc, de=0.1)

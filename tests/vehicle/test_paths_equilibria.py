@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from physml.vehicle._equilibria import equilibrium_guess, solve_equilibrium
-from physml.vehicle._model import SingleTrackModel
-from physml.vehicle._params import VehicleParams
-from physml.vehicle._paths import Donut, FigureEight, TabulatedPath
-from physml.vehicle._tire_fiala import Fiala
+from physml.vehicle._control.equilibria import equilibrium_guess, solve_equilibrium
+from physml.vehicle._control.paths import Donut, FigureEight, TabulatedPath
+from physml.vehicle._model.params import VehicleParams
+from physml.vehicle._model.single_track import SingleTrackModel
+from physml.vehicle._tires.fiala import Fiala
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_tabulated_projection_round_trip():
 
 
 def test_drift_reference_donut_and_mirrored_figure_eight(fiala_model):
-    from physml.vehicle._equilibria import drift_reference
+    from physml.vehicle._control.equilibria import drift_reference
 
     donut = drift_reference(fiala_model, Donut(11.0, np.radians(30.0)))
     y, u = donut.at(123.0)
@@ -196,7 +196,7 @@ def test_drift_reference_donut_and_mirrored_figure_eight(fiala_model):
 
 
 def test_drift_reference_reports_where_the_path_cannot_be_held(fiala_model):
-    from physml.vehicle._equilibria import drift_reference
+    from physml.vehicle._control.equilibria import drift_reference
 
     with pytest.raises(ValueError, match=r"s = 0\.00 m .*cannot hold this drift"):
         drift_reference(fiala_model, Donut(11.0, np.radians(30.0)), torque_limits_nm=(0.0, 100.0))
@@ -210,7 +210,7 @@ def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_mo
     1376 N·m at β = −7°) have no admissible equilibrium: refused by default and beyond
     `bridge_m`; within it they are interpolated along s (across the lap's end at s = 0) and
     marked, and every solved point is the unbridged equilibrium."""
-    from physml.vehicle._equilibria import drift_reference
+    from physml.vehicle._control.equilibria import drift_reference
 
     path = FigureEight(11.0, np.radians(30.0))
     limits = (1500.0, 2500.0)
@@ -255,7 +255,7 @@ def test_open_path_bridges_its_end_by_holding_the_last_equilibrium(fiala_model):
     """An open path whose sideslip fades to −3° at its end (no equilibrium with τ ≥ 1500 N·m
     there): within `bridge_m` the end holds the last solved point; beyond it, the message gives
     the stretch up to the path's end (not modulo a lap)."""
-    from physml.vehicle._equilibria import drift_reference
+    from physml.vehicle._control.equilibria import drift_reference
 
     k = 1 / 11.0
     path = TabulatedPath([0.0, 10.0, 20.0], [k, k, k], [-0.52, -0.52, -0.05])

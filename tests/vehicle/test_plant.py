@@ -23,8 +23,8 @@ from vehiclemodels.utils import tire_model  # noqa: E402
 from vehiclemodels.vehicle_dynamics_std import vehicle_dynamics_std  # noqa: E402
 
 from physml.kernels import rollout  # noqa: E402
-from physml.vehicle._actuators import Actuators  # noqa: E402
-from physml.vehicle._plant import (  # noqa: E402
+from physml.vehicle._plant.actuators import Actuators  # noqa: E402
+from physml.vehicle._plant.dynamics import (  # noqa: E402
     DriftPlant,
     constrained_inputs,
     lateral_force,
@@ -33,7 +33,7 @@ from physml.vehicle._plant import (  # noqa: E402
     longitudinal_force_combined,
     std_vector_field,
 )
-from physml.vehicle._plant_params import PlantParameters, bmw_320i, drift_bmw_320i  # noqa: E402
+from physml.vehicle._plant.params import PlantParameters, bmw_320i, drift_bmw_320i  # noqa: E402
 
 P_PKG = parameters_vehicle2()
 P = bmw_320i()

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from physml.vehicle._tire_base import AbstractTireModel
-from physml.vehicle._tire_exptanh import ExpTanh, NeuralExpTanh
-from physml.vehicle._tire_fiala import Fiala, brush
-from physml.vehicle._tire_magic import MagicFormula
-from physml.vehicle._tire_mlp import MLPTire
-from physml.vehicle._tire_node import NeuralODETire
+from physml.vehicle._tires.base import AbstractTireModel
+from physml.vehicle._tires.exptanh import ExpTanh, NeuralExpTanh
+from physml.vehicle._tires.fiala import Fiala, brush
+from physml.vehicle._tires.magic_formula import MagicFormula
+from physml.vehicle._tires.mlp import MLPTire
+from physml.vehicle._tires.neural_ode import NeuralODETire
 
 FZ = 4000.0
 ZEROS = jnp.zeros(4)
@@ -252,8 +252,8 @@ def _spin_checks(tire, features):
     """The rear force opposes wheel spin (the free wheel is stable): at α = 0,
     F_x σ > 0 for σ ≠ 0, dF_x/dσ > 0 at σ = 0, and under spin F_x stays above the sliding level
     F_z λ_min |c2| tanh(c4 √c0 |σ|) (`_tire_exptanh` module docstring)."""
-    from physml.vehicle._tire_base import softplus
-    from physml.vehicle._tire_exptanh import SLIDE_MIN
+    from physml.vehicle._tires.base import softplus
+    from physml.vehicle._tires.exptanh import SLIDE_MIN
 
     base = tire.base if isinstance(tire, NeuralExpTanh) else tire
     c = np.asarray(
@@ -306,8 +306,8 @@ def test_neural_exptanh_wheel_mode_is_stable_at_every_state(seed, feats, scale):
     """Whatever the network outputs (large random last layer) and at any state, including a
     spinning wheel: the rear force opposes spin, so with no torque ω̇_r has the sign of −σ_r and
     ∂ω̇_r/∂ω_r < 0 at σ_r = 0 in the single-track model."""
-    from physml.vehicle._model import SingleTrackModel
-    from physml.vehicle._params import VehicleParams
+    from physml.vehicle._model.params import VehicleParams
+    from physml.vehicle._model.single_track import SingleTrackModel
 
     tire = NeuralExpTanh(key=jax.random.key(seed))
     last = tire.net.layers[-1]
@@ -379,7 +379,7 @@ def test_neural_ode_tire_structure(seed, slope, inflection, log_curv, log_relax,
 def test_neural_ode_table_matches_adaptive_solve():
     """The fixed-step table agrees with an independent tight adaptive solve (kernels.ode_solve)."""
     from physml.kernels import ode_solve
-    from physml.vehicle._tire_base import softplus
+    from physml.vehicle._tires.base import softplus
 
     tire = _random_node(3, 12.0, 0.2, 1.0, 1.0, 0.0, 0.0)
     curve = tire.solve()

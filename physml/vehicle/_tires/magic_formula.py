@@ -24,7 +24,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._tire_base import AbstractTireModel, Features, Scalar
+from .base import AbstractTireModel, Features, Scalar
 
 
 def _f(x) -> Array:

@@ -29,10 +29,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from scipy.optimize import least_squares
+from scipy.signal import savgol_filter
 
-from ._data import DriveLog
-from ._params import VehicleParams
-from ._tire_base import AbstractTireModel
+from .._data.log import DriveLog
+from .._model.params import VehicleParams
+from .._model.single_track import SingleTrackModel
+from .._tires.base import AbstractTireModel
+from .._tires.fiala import Fiala
 
 #: Savitzky–Golay window [samples at 100 Hz] and polynomial order of the state smoother.
 SMOOTH_WINDOW = 15
@@ -64,11 +68,6 @@ def axle_force_estimates(
 ) -> ForceEstimates:
     """Axle forces from a log by inverse dynamics (module docstring); at most `max_samples`
     evenly spaced usable samples (away from flagged ones)."""
-    from scipy.signal import savgol_filter
-
-    from ._model import SingleTrackModel
-    from ._tire_fiala import Fiala
-
     if not isinstance(log, DriveLog):
         raise TypeError(f"`log` must be a DriveLog, got {type(log).__name__}.")
     dt = float(np.median(np.diff(log.time_s)))
@@ -130,7 +129,6 @@ _FIT_FIELDS = {
 
 def _least_squares(residual, starts, f_scale):
     """Robust least squares of `residual(tire)`; the best fit over `starts` (tyres of one class)."""
-    from scipy.optimize import least_squares
 
     first = starts[0]
     fields = _FIT_FIELDS.get(type(first).__name__)
@@ -190,8 +188,6 @@ def fit_tires_to_forces(
     C_σ/F_z ∈ {1, 5, 15}); other tyres from their given parameters. Tyres whose forces depend on
     the state features are fitted at zero features (their feature network starts neutral).
     """
-    from ._tire_fiala import Fiala
-
     zeros = jnp.zeros(4)
     a_f, a_r, s_r = (jnp.asarray(x) for x in (est.alpha_f, est.alpha_r, est.sigma_r))
     fy_f, fy_r, fx_r = (jnp.asarray(x) for x in (est.fy_f, est.fy_r, est.fx_r))

@@ -32,7 +32,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ._tire_base import AbstractTireModel, Features, Scalar, smooth_norm
+from .base import AbstractTireModel, Features, Scalar, smooth_norm
 
 #: Fraction of μF_z that the friction circle always leaves to the lateral force, so that
 #: F_max > 0 and sqrt stays differentiable when |F_x| reaches μF_z.

@@ -123,10 +123,10 @@ import jax.tree_util as jtu
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
-from ._actuators import Actuators
-from ._equilibria import DriftReference, drift_reference
-from ._model import SingleTrackModel
-from ._paths import AbstractPath
+from .._model.single_track import SingleTrackModel
+from .._plant.actuators import Actuators
+from .equilibria import DriftReference, drift_reference
+from .paths import AbstractPath
 
 #: Default horizon grid [s] (CoRL 2024, App. A): 25 steps of 0.05 s, then 5 of 0.15 s (2 s).
 DEFAULT_GRID_S = (0.05,) * 25 + (0.15,) * 5

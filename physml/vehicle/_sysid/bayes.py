@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._data import DriveLog
-from ._identify import window_starts
-from ._model import SingleTrackModel, _rollout
-from ._params import VehicleParams
-from ._tire_exptanh import ExpTanh
+from .._data.log import DriveLog
+from .._model.params import VehicleParams
+from .._model.single_track import SingleTrackModel, rollout_substeps
+from .._tires.exptanh import ExpTanh
+from .identify import window_starts
 
 
 def _apply(model: SingleTrackModel, sample: dict, params: tuple[str, ...]) -> SingleTrackModel:
@@ -82,7 +82,9 @@ class BayesResult:
 
         def one(sample):
             m = _apply(self.model, sample, self.params)
-            return _rollout(m, y0[None], controls[None], jnp.asarray(dt), "rk4", substeps)[0]
+            return rollout_substeps(m, y0[None], controls[None], jnp.asarray(dt), "rk4", substeps)[
+                0
+            ]
 
         ys = jax.lax.map(one, self.samples)
         return jnp.quantile(ys, jnp.asarray(quantiles), axis=0)
@@ -170,7 +172,7 @@ def identify_bayes(
         for p in params:
             sample[p] = numpyro.sample(p, dist.LogNormal(jnp.log(getattr(model.params, p)), 0.1))
         m = _apply(model, sample, params)
-        y_hat = _rollout(m, y[:, 0], u, jnp.asarray(dt), "rk4", substeps)
+        y_hat = rollout_substeps(m, y[:, 0], u, jnp.asarray(dt), "rk4", substeps)
         numpyro.sample("y", dist.Normal(y_hat[:, 1:], sigma), obs=y[:, 1:])
 
     start = time.perf_counter()

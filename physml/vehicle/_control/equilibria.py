@@ -26,8 +26,8 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Complex, Float
 
-from ._model import SingleTrackModel
-from ._paths import AbstractPath, Donut, FigureEight, TabulatedPath
+from .._model.single_track import SingleTrackModel
+from .paths import AbstractPath, Donut, FigureEight, TabulatedPath
 
 #: Scales that make residuals and unknowns O(1): ṙ [rad/s²], V̇ [m/s²], β̇ [rad/s], ω̇_r [rad/s²].
 _RESIDUAL_SCALE = np.array([1.0, 1.0, 1.0, 100.0])
@@ -145,7 +145,7 @@ def solve_equilibrium(
 
     Args:
         model: a `SingleTrackModel` (any tyre model).
-        sideslip_rad: β [rad]; a drift has sgn β = −sgn r (see `physml.vehicle._paths`).
+        sideslip_rad: β [rad]; a drift has sgn β = −sgn r (see `physml.vehicle._control.paths`).
         speed_mps: V [m/s] (give exactly one of `speed_mps` and `curvature_per_m`).
         curvature_per_m: κ [1/m] of the circle to drive.
         guess: scaled unknowns to start from (the `Equilibrium` of a nearby point works via

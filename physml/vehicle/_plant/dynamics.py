@@ -47,8 +47,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from ._actuators import Actuators
-from ._plant_params import MagicFormulaCoefficients, PlantParameters, drift_bmw_320i
+from .actuators import Actuators
+from .params import MagicFormulaCoefficients, PlantParameters, drift_bmw_320i
 
 GRAVITY_MPS2 = 9.81  # the package's value
 #: Names of the plant state components, in order (see the module docstring for units).

@@ -19,7 +19,7 @@ import optimistix as optx
 import scipy.linalg
 from jaxtyping import Array, ArrayLike, Float
 
-from ._plant import IOMEGAF, IOMEGAR, ISIDESLIP, ISPEED, ISTEER, IYAWRATE, DriftPlant
+from .._plant.dynamics import IOMEGAF, IOMEGAR, ISIDESLIP, ISPEED, ISTEER, IYAWRATE, DriftPlant
 
 #: Plant state components the stabiliser feeds back: δ, V, r, β, ω_f, ω_r.
 FEEDBACK_INDEX = (ISTEER, ISPEED, IYAWRATE, ISIDESLIP, IOMEGAF, IOMEGAR)

@@ -27,32 +27,11 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from physml.kernels import AbstractObjective, EarlyStopping, estimate, fit
 
-from ._data import DriveLog
-from ._model import SingleTrackModel, _rollout
-from ._params import VehicleParams
-from ._tire_base import AbstractTireModel
-from ._tire_exptanh import ExpTanh, NeuralExpTanh
-from ._tire_fiala import Fiala
-from ._tire_magic import MagicFormula
-from ._tire_mlp import MLPTire
-from ._tire_node import NeuralODETire
-
-TIRES = ("fiala", "magic_formula", "exptanh", "neural_exptanh", "neural_ode", "mlp")
-
-
-def make_tire(name: str, *, key: PRNGKeyArray) -> AbstractTireModel:
-    """A tyre model with its default initial parameters, by name (one of `TIRES`)."""
-    makers = {
-        "fiala": lambda: Fiala(),
-        "magic_formula": lambda: MagicFormula(),
-        "exptanh": lambda: ExpTanh(),
-        "neural_exptanh": lambda: NeuralExpTanh(key=key),
-        "neural_ode": lambda: NeuralODETire(key=key),
-        "mlp": lambda: MLPTire(key=key),
-    }
-    if name not in makers:
-        raise ValueError(f"`tire` must be one of {TIRES}, got {name!r}.")
-    return makers[name]()
+from .._data.log import DriveLog
+from .._model.params import VehicleParams
+from .._model.single_track import SingleTrackModel, rollout_substeps
+from .._tires.registry import make_tire
+from .force_estimates import axle_force_estimates, fit_tires_to_forces
 
 
 def make_model(
@@ -66,7 +45,7 @@ def make_model(
     """A single-track model with a fresh tyre of kind `tire` on each axle.
 
     With `data` (a `DriveLog`), the tyres start from a fit to the axle forces estimated from the
-    log (`_force_estimates.py`): Fiala and the magic formula from all their parameters (Fiala
+    log (`force_estimates.py`): Fiala and the magic formula from all their parameters (Fiala
     from several starts), the ExpTanh curve (also the base of neural-ExpTanh, whose network
     starts neutral) and the neural ODE's scalar parameters. The MLP keeps its random start.
     Without `data`, the textbook defaults of each tyre.
@@ -75,8 +54,6 @@ def make_model(
     params = VehicleParams() if params is None else params
     front, rear = make_tire(tire, key=kf), make_tire(tire, key=kr)
     if data is not None:
-        from ._force_estimates import axle_force_estimates, fit_tires_to_forces
-
         if not isinstance(data, DriveLog):
             raise TypeError(f"`data` must be a DriveLog or None, got {type(data).__name__}.")
         est = axle_force_estimates(data, params)
@@ -161,7 +138,7 @@ class RolloutObjective(AbstractObjective):
         idx = starts[:, None] + steps[None, :]
         y_true = self.states[idx]
         u = self.controls[idx[:, :-1]]
-        y_hat = _rollout(model, y_true[:, 0], u, jnp.asarray(self.dt), "rk4", self.substeps)
+        y_hat = rollout_substeps(model, y_true[:, 0], u, jnp.asarray(self.dt), "rk4", self.substeps)
         err = ((y_hat - y_true) / self.scale) ** 2
         mask = (steps[None, 1:] <= lengths[:, None]).astype(err.dtype)
         return jnp.sum(jnp.mean(err[:, 1:], axis=-1) * mask, axis=-1) / lengths

@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._params import VehicleParams
-from ._tire_base import AbstractTireModel
+from ...kernels import rollout
+from .._tires.base import AbstractTireModel
+from .params import VehicleParams
 
 State = Float[Array, "4"]
 Control = Float[ArrayLike, "2"]
@@ -167,13 +168,12 @@ def rollout_model(
         )
     if not (isinstance(substeps, int) and substeps >= 1):
         raise ValueError(f"`substeps` must be a positive integer, got {substeps!r}.")
-    return _rollout(model, y0, controls, jnp.asarray(dt, float), method, substeps)
+    return rollout_substeps(model, y0, controls, jnp.asarray(dt, float), method, substeps)
 
 
 @eqx.filter_jit
-def _rollout(model, y0, controls, dt, method, substeps):
-    from physml.kernels import rollout
-
+def rollout_substeps(model, y0, controls, dt, method, substeps):
+    """`rollout_model` without its checks: y0 (*batch, 4), controls (*batch, T, 2), dt [s]."""
     prepared = model.prepare()
 
     def one(y, c):

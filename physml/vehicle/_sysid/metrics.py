@@ -12,9 +12,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from ._data import DriveLog
-from ._identify import window_starts
-from ._model import SingleTrackModel, _rollout
+from .._data.log import DriveLog
+from .._model.single_track import SingleTrackModel, rollout_substeps
+from .identify import window_starts
 
 HORIZONS_S = (0.5, 1.0, 2.0)
 STATE_LABELS = ("r [rad/s]", "V [m/s]", "beta [deg]", "omega_r [rad/s]")
@@ -53,7 +53,9 @@ def rollout_errors(
     idx = starts[:, None] + np.arange(h_max + 1)[None, :]
     y = np.asarray(log.state)[idx]
     u = jnp.asarray(np.asarray(log.control)[idx[:, :-1]])
-    y_hat = np.asarray(_rollout(model, jnp.asarray(y[:, 0]), u, jnp.asarray(dt), "rk4", substeps))
+    y_hat = np.asarray(
+        rollout_substeps(model, jnp.asarray(y[:, 0]), u, jnp.asarray(dt), "rk4", substeps)
+    )
     return {h: y_hat[:, k] - y[:, k] for h, k in steps.items()}
 
 

@@ -33,12 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ..kernels import rollout
-from ._collect import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS, drift_equilibrium
-from ._mpc import STATUS_NONFINITE, DriftMPC
-from ._paths import AbstractPath
-from ._plant import IOMEGAR, ISIDESLIP, ISPEED, IX, IY, IYAW, IYAWRATE, DriftPlant
-from ._sensors import Sensors
+from ...kernels import rollout
+from .._data.stabiliser import drift_equilibrium
+from .._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IX, IY, IYAW, IYAWRATE, DriftPlant
+from .._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
+from .._plant.sensors import Sensors
+from .mpc import STATUS_NONFINITE, DriftMPC
+from .paths import AbstractPath
 
 #: Reasons a run stops, by code (0: it did not).
 STOP_REASONS = (
@@ -81,7 +82,7 @@ class ClosedLoopResult:
 
     Attributes:
         time_s: (T,) time at each control step [s].
-        plant_state: (T, 9) plant state at the step (see `physml.vehicle._plant`).
+        plant_state: (T, 9) plant state at the step (see `physml.vehicle._plant.dynamics`).
         path_state: (T, 3) true (e [m], Δφ [rad], s [m]) of the plant.
         measurement: (T, 7) what the controller saw (r, V, β, ω_r, e, Δφ, s).
         command: (T, 2) the commands (δ_cmd [rad], τ [N·m]).

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._tire_base import (
+from .base import (
     AbstractTireModel,
     Features,
     Scalar,

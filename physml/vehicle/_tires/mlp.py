@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
-from ._tire_base import AbstractTireModel, Features, Scalar
+from .base import AbstractTireModel, Features, Scalar
 
 _SLIP_SCALE = 0.2
 

@@ -1,10 +1,7 @@
 """Three minutes of test driving: `collect` drives the plant through a random programme of
-manoeuvres (`_manoeuvres.py`; sustained drifts held by the LQR `DriftStabiliser` of
-`_stabiliser.py`), simulating at a fine step (RK4, 1 ms, `physml.kernels.rollout`) and logging at
+manoeuvres (`manoeuvres.py`; sustained drifts held by the LQR `DriftStabiliser` of
+`stabiliser.py`), simulating at a fine step (RK4, 1 ms, `physml.kernels.rollout`) and logging at
 100 Hz through the sensor model, all in one jitted `lax.scan` over the log.
-
-The stabiliser and manoeuvre names are re-exported here, so `physml.vehicle._collect` keeps its
-former namespace.
 """
 
 from __future__ import annotations
@@ -13,47 +10,28 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
-from ..kernels import rollout
-from ._data import FLAG_INVALID, FLAG_RESET, SCHEMA_VERSION, DriveLog
-from ._manoeuvres import (
+from ...kernels import rollout
+from .._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IYAWRATE, DriftPlant
+from .._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS, in_valid_range
+from .._plant.sensors import Sensors
+from .log import FLAG_INVALID, FLAG_RESET, SCHEMA_VERSION, DriveLog
+from .manoeuvres import (
     _ABORT_SIDESLIP_RAD,
     _CATCH_TORQUE_NM,
     _MIXES,
     _POWER_OVER_SWITCH_RAD,
     _SPEED_FEEDFORWARD_NM,
     _SPEED_GAIN_NMPS,
-    MANOEUVRES as MANOEUVRES,
+    MANOEUVRES,
     MODE_CATCH,
     MODE_DRIFT,
     MODE_POWER_OVER,
     MODE_SPEED,
-    manoeuvre_programme as manoeuvre_programme,
+    manoeuvre_programme,
 )
-from ._plant import IOMEGAR, ISIDESLIP, ISPEED, IYAWRATE, DriftPlant
-from ._sensors import Sensors
-from ._stabiliser import (
-    FEEDBACK_INDEX as FEEDBACK_INDEX,
-    DriftStabiliser as DriftStabiliser,
-    design_drift_stabiliser as design_drift_stabiliser,
-    drift_equilibrium as drift_equilibrium,
-)
-
-#: The log's valid range of the plant: forward driving above this speed [m/s] (the dynamic
-#: tyre model, and RK4's stability at 1 ms on the stiff wheel modes, need V well above 0) ...
-VALID_MIN_SPEED_MPS = 4.0
-#: ... and below this sideslip magnitude [rad] (60°: a spin-out, not a drift).
-VALID_MAX_SIDESLIP_RAD = float(np.radians(60.0))
-
-
-def in_valid_range(x: Float[Array, "9"]) -> Bool[Array, ""]:
-    """True where the plant state is finite, V ≥ 4 m/s and |β| ≤ 60°."""
-    return (
-        jnp.all(jnp.isfinite(x))
-        & (x[ISPEED] >= VALID_MIN_SPEED_MPS)
-        & (jnp.abs(x[ISIDESLIP]) <= VALID_MAX_SIDESLIP_RAD)
-    )
+from .stabiliser import DriftStabiliser, design_drift_stabiliser
 
 
 def _command(plant, stabiliser, x, s, latched, aborted):

@@ -1,0 +1,1 @@
+"""The independent plant: CommonRoad's drift model in JAX, its tyres, parameters, actuators, sensors and valid range."""

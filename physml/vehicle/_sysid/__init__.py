@@ -1,0 +1,1 @@
+"""System identification: MAP fit through the shared loop, force-estimate initialisation, Bayesian fit, metrics."""
