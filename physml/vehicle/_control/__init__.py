@@ -1,1 +1,2 @@
-"""Control: paths, drift equilibria and the reference, the drift MPC, the closed loop on the plant."""
+"""Control: paths, drift equilibria and the reference, the drift MPC, the closed loop on the
+plant."""

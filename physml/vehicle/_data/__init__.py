@@ -1,1 +1,2 @@
-"""Driving data: the log and its file format, the manoeuvre programme, the drift stabiliser, `collect`."""
+"""Driving data: the log and its file format, the manoeuvre programme, the drift stabiliser,
+`collect`."""

@@ -1,1 +1,2 @@
-"""The independent plant: CommonRoad's drift model in JAX, its tyres, parameters, actuators, sensors and valid range."""
+"""The independent plant: CommonRoad's drift model in JAX, its tyres, parameters, actuators,
+sensors and valid range."""

@@ -1,1 +1,2 @@
-"""System identification: MAP fit through the shared loop, force-estimate initialisation, Bayesian fit, metrics."""
+"""System identification: MAP fit through the shared loop, force-estimate initialisation,
+Bayesian fit, metrics."""
