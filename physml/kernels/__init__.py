@@ -8,7 +8,9 @@
   `train_init` / `train_step`, `EarlyStopping`;
 - sharding over all devices (of every process under `jax.distributed`): `shard_batch`;
 - atomic checkpoints: `save_tree`, `load_tree`; `load_params` (a warm start from a `fit`
-  checkpoint).
+  checkpoint);
+- outputs that are never lost: `write_atomic`, `write_text_atomic`, `check_writable`,
+  `OutputWriteError`.
 """
 
 from ._callbacks import EarlyStopping as EarlyStopping
@@ -21,6 +23,12 @@ from ._integrate import (
     Heun as Heun,
     Midpoint as Midpoint,
     rollout as rollout,
+)
+from ._io import (
+    OutputWriteError as OutputWriteError,
+    check_writable as check_writable,
+    write_atomic as write_atomic,
+    write_text_atomic as write_text_atomic,
 )
 from ._sampler import (
     AbstractAutoregressiveModel as AbstractAutoregressiveModel,

@@ -5,33 +5,22 @@ leaves a truncated checkpoint)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 
+from ._io import write_atomic
 from ._validate import check_finite_tree
 
 
 def save_tree(path: str | os.PathLike, tree: Any, *, check_finite: bool = True) -> Path:
-    """Write `tree` to `path` atomically. Refuses to write non-finite values."""
+    """Write `tree` to `path` atomically (`write_atomic`). Refuses to write non-finite values;
+    raises `OutputWriteError` if the file cannot be written."""
     path = Path(path)
     if check_finite:
         check_finite_tree(tree, "checkpoint")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            eqx.tree_serialise_leaves(f, tree)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda f: eqx.tree_serialise_leaves(f, tree))
 
 
 def load_tree(path: str | os.PathLike, like: Any) -> Any:
