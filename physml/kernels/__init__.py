@@ -30,6 +30,7 @@ from ._io import (
     write_atomic as write_atomic,
     write_text_atomic as write_text_atomic,
 )
+from ._rosenbrock import ROS2 as ROS2, ROS2_GAMMA as ROS2_GAMMA, ros2_step as ros2_step
 from ._sampler import (
     AbstractAutoregressiveModel as AbstractAutoregressiveModel,
     log_prob as log_prob,
