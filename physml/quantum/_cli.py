@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 import optax
+from matplotlib.figure import Figure
 
+from ..cli import bounded, finite_float, positive, seed, write_outputs
+from ..kernels import OutputWriteError, check_writable, write_atomic, write_text_atomic
 from ._arconv import ARConv1D
 from ._arconv2d import ARConv2D
 from ._constraints import FixedMagnetization
@@ -24,6 +29,7 @@ from ._hamiltonians import heisenberg, tfim
 from ._lattice2d import heisenberg_2d, tfim_2d
 from ._sr import SR
 from ._symmetry import Symmetrized, lattice_group
+from ._vmc import check_compatible
 
 _SYMMETRY_PARTS = ("none", "translations", "d4", "spin-flip")
 
@@ -44,7 +50,7 @@ def _symmetry(text: str) -> tuple[str, ...]:
     return () if parts == ("none",) else parts
 
 
-__all__ = ["add_parser", "demo", "plot_convergence", "run_ground_state"]
+__all__ = ["add_parser", "demo", "plot_convergence", "prepare_ground_state", "run_ground_state"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -55,50 +61,90 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "wave function",
         description="Variational ground state of the TFIM (−J Σ σᶻσᶻ − h Σ σˣ) or Heisenberg "
         "(J Σ σ·σ, Pauli units, Marshall sign rule) on a chain (ARConv1D) or an L×L square "
-        "lattice (ARConv2D) with exact sampling.",
+        "lattice (ARConv2D) with exact sampling. Writes <stem>.json, .eqx, .png and "
+        "<stem>_args.json into --out.",
     )
-    p.add_argument("--model", choices=["tfim", "heisenberg"], default="tfim")
-    p.add_argument("--lattice", choices=["chain", "square"], default="chain")
-    p.add_argument("--sites", type=int, default=20, help="chain length N (chain)")
-    p.add_argument("--L", type=int, default=4, help="side of the L×L square lattice (square)")
-    p.add_argument("--boundary", choices=["periodic", "open"], default="periodic")
+    p.add_argument("--model", choices=["tfim", "heisenberg"], default="tfim", help="Hamiltonian")
+    p.add_argument("--lattice", choices=["chain", "square"], default="chain", help="lattice")
     p.add_argument(
-        "--pbc", dest="boundary", action="store_const", const="periodic", help="periodic"
+        "--sites", type=bounded(int, 2), default=20, help="chain length N [sites] (chain)"
     )
-    p.add_argument("--obc", dest="boundary", action="store_const", const="open", help="open")
+    p.add_argument(
+        "--L", type=bounded(int, 2), default=4, help="side of the L×L square lattice (square)"
+    )
+    p.add_argument(
+        "--boundary", choices=["periodic", "open"], default="periodic", help="boundary conditions"
+    )
+    p.add_argument(
+        "--pbc",
+        dest="boundary",
+        action="store_const",
+        const="periodic",
+        help="same as --boundary periodic",
+    )
+    p.add_argument(
+        "--obc", dest="boundary", action="store_const", const="open", help="same as --boundary open"
+    )
     p.add_argument(
         "--symmetry",
         type=_symmetry,
-        default=(),
+        default="none",
         help="none | d4 | translations+d4 | spin-flip, or e.g. d4+spin-flip (square lattice; "
-        "spin-flip also on chains): average |ψ|² over the group, sampling stays exact",
+        "spin-flip also on chains): average |ψ|² over the group, sampling stays exact "
+        "(default: none)",
     )
     p.add_argument(
         "--sz0",
         action="store_true",
         help="restrict to total Sᶻ = 0 (Heisenberg; even number of sites)",
     )
-    p.add_argument("--h", type=float, default=1.0, help="transverse field (TFIM)")
-    p.add_argument("--J", type=float, default=1.0, help="coupling")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--samples", type=int, default=1024, help="samples per step")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--layers", type=int, default=None, help="default: 3 (chain), covering depth (square)"
+        "--h", type=finite_float, default=1.0, help="transverse field h (TFIM) [Pauli units]"
     )
-    p.add_argument("--features", type=int, default=10)
-    p.add_argument("--kernel", type=int, default=5)
+    p.add_argument("--J", type=finite_float, default=1.0, help="coupling J [Pauli units]")
+    p.add_argument("--steps", type=positive(int), default=300, help="optimisation steps")
+    p.add_argument("--samples", type=bounded(int, 2), default=1024, help="samples per step")
+    p.add_argument(
+        "--seed", type=seed, default=0, help="PRNG seed (initial parameters; seed + 1 sampling)"
+    )
+    p.add_argument(
+        "--layers",
+        type=positive(int),
+        default=None,
+        help="masked conv layers (default: 3 on a chain, the covering depth on a square)",
+    )
+    p.add_argument("--features", type=positive(int), default=10, help="channels per layer")
+    p.add_argument(
+        "--kernel", type=positive(int), default=5, help="kernel size per convolution [sites]"
+    )
     p.add_argument(
         "--dilations",
-        type=int,
+        type=positive(int),
         nargs="*",
         default=[1, 2, 4],
-        help="one dilation per layer (default 1 2 4: receptive field 29 sites with kernel 5)",
+        help="one dilation per layer, chain only (default: 1 2 4, a receptive field of 29 sites "
+        "with kernel 5)",
     )
-    p.add_argument("--optimizer", choices=["sr", "adam"], default="sr")
-    p.add_argument("--lr", type=float, default=None, help="default: 0.05 (SR), 1e-3 (Adam)")
-    p.add_argument("--out", type=Path, default=Path("runs/ground_state"), help="output folder")
-    p.set_defaults(func=_run_cli)
+    p.add_argument(
+        "--optimizer",
+        choices=["sr", "adam"],
+        default="sr",
+        help="sr: stochastic reconfiguration (diagonal shift 1e-3) with SGD; adam: Adam",
+    )
+    p.add_argument(
+        "--lr",
+        type=positive(float),
+        default=None,
+        help="learning rate > 0 (default: 0.05 with sr, 1e-3 with adam)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/ground_state"),
+        metavar="DIR",
+        help="output folder, checked writable before training",
+    )
+    p.set_defaults(prepare=prepare_ground_state)
     return p
 
 
@@ -166,52 +212,66 @@ def _exact_or_none(H) -> float | None:
 
 
 def plot_convergence(result: Result, path: Path, title: str = "") -> None:
-    """Energy vs step (with its error band and the exact value if known) to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    """Energy vs step (with its error band and the exact value if known) to a PNG, written
+    atomically (`write_atomic`: an earlier file survives a failed write)."""
     steps = np.array([r["step"] for r in result.history])
     e = np.array([r["loss"] for r in result.history])
     err = np.array([r["loss_error"] for r in result.history])
     exact = result.info.get("exact")
-    fig, axes = plt.subplots(1, 2 if exact is not None else 1, figsize=(10, 4), squeeze=False)
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2 if exact is not None else 1, squeeze=False)
     ax = axes[0, 0]
     ax.plot(steps, e, lw=1, label="VMC energy")
     ax.fill_between(steps, e - err, e + err, alpha=0.3)
     if exact is not None:
         ax.axhline(exact, color="k", ls="--", lw=1, label="exact")
-        rel = np.abs((e - exact) / exact)
+        rel = np.abs((e - exact) / exact) if exact != 0 else np.abs(e - exact)
         axes[0, 1].semilogy(steps, np.maximum(rel, 1e-12))
         axes[0, 1].set_xlabel("step")
-        axes[0, 1].set_ylabel("|E − E₀| / |E₀|")
+        axes[0, 1].set_ylabel("|E − E₀| / |E₀|" if exact != 0 else "|E − E₀|")
     ax.set_xlabel("step")
     ax.set_ylabel("energy (Pauli units)")
     ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
-def _run_cli(args: argparse.Namespace) -> int:
-    """The subcommand's handler: exit status 0 (errors raise with a clear message)."""
-    run_ground_state(args)
-    return 0
+def prepare_ground_state(args: argparse.Namespace) -> Callable[[], int]:
+    """Check the arguments and the output folder and build the Hamiltonian and the wave
+    function, before any work (raises `ValueError`, `TypeError` or `OutputWriteError`); return
+    the work: train, print the energy, write the files; its exit status is 1 if a file could
+    not be written (the energy is printed first)."""
+    built = _prepare(args)
+    return lambda: _work(args, *built)[0]
 
 
 def run_ground_state(args: argparse.Namespace) -> dict:
-    """Run the `ground-state` subcommand; print, write files, return the summary dict."""
+    """Run the `ground-state` subcommand: print, write the files, return the summary dict.
+    Raises `OutputWriteError` (its `result` the summary) if a file could not be written."""
+    status, summary = _work(args, *_prepare(args))
+    if status != 0:
+        err = OutputWriteError(args.out, "some output files could not be written (see stderr)")
+        err.result = summary
+        raise err
+    return summary
+
+
+def _prepare(args: argparse.Namespace) -> tuple:
     jax.config.update("jax_enable_x64", True)
     H = _build(args)
-    exact = _exact_or_none(H)
     model = _wave_function(args)
+    check_compatible(H, model)
+    check_writable(args.out, kind="dir", name="--out")
     if args.optimizer == "sr":
         opt, pre = optax.sgd(args.lr or 0.05), SR(1e-3)
     else:
         opt, pre = optax.adam(args.lr or 1e-3, b2=0.9), None
+    return H, model, opt, pre
+
+
+def _work(args: argparse.Namespace, H, model, opt, pre) -> tuple[int, dict]:
+    exact = _exact_or_none(H)
     res = ground_state(
         H,
         model,
@@ -225,25 +285,32 @@ def run_ground_state(args: argparse.Namespace) -> dict:
     e = res.energy.to_dict()
     line = f"E = {e['mean']:.8f} ± {e['error_of_mean']:.2g}  (variance {res.variance:.3g})"
     if exact is not None:
-        line += f"  exact {exact:.8f}  relative error {res.info['relative_error']:.2e}"
-    print(line)
+        line += f"  exact {exact:.8f}"
+        if res.info.get("relative_error") is not None:
+            line += f"  relative error {res.info['relative_error']:.2e}"
+    print(line, flush=True)
     if res.stop_reason:
         print(f"stopped early: {res.stop_reason}")
-    args.out.mkdir(parents=True, exist_ok=True)
     size = f"L{args.L}" if args.lattice == "square" else f"N{args.sites}"
     stem = f"{args.model}_{size}_{args.boundary}" + (
         f"_h{args.h:g}" if args.model == "tfim" else ""
     )
-    res.save(args.out / stem)
-    with open(args.out / f"{stem}_args.json", "w") as f:
-        json.dump(
-            {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "func"},
-            f,
-            indent=1,
-        )
-    plot_convergence(res, args.out / f"{stem}.png", title=stem)
-    print(f"wrote {args.out / stem}.json, .eqx, .png")
-    return res.summary()
+    base = args.out / stem
+    saved = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    saved = json.dumps({k: v for k, v in saved.items() if not callable(v)}, indent=1)
+    status = write_outputs(
+        "ground-state",
+        {
+            f"{base}.json, .eqx": lambda: res.save(base),
+            f"{base}_args.json": lambda: write_text_atomic(f"{base}_args.json", saved),
+            f"{base}.png": lambda: plot_convergence(res, Path(f"{base}.png"), title=stem),
+        },
+    )
+    if status == 0:
+        print(f"wrote {base}.json, .eqx, .png")
+    else:
+        print(f"summary (not all files were written): {json.dumps(res.summary(), default=str)}")
+    return status, res.summary()
 
 
 def demo(steps: int = 60, seed: int = 0, *, quick: bool = False) -> dict:

@@ -1,40 +1,68 @@
 """`physml sysid`, `physml drift` and the vehicle half of `physml demo`.
 
-- sysid: collect → identify → held-out report;
+- sysid: collect → identify → held-out report; with `--out DIR`, the identified model
+  (`model.eqx`, `eqx.tree_serialise_leaves`, described by `model.json`), the training log
+  (`train_log.npz`) and `sysid_summary.json`;
 - drift: collect → identify → the drift MPC on the plant along a donut or a figure-eight
   (`_drift_run.py`), optionally comparing the chosen tyre with an identified Fiala and the
-  un-identified nominal model;
+  un-identified nominal model; `--log` / `--model` reuse what `sysid --out` saved;
 - demo: a short sysid run, then a short donut with the model it identified.
 
-Thin glue over `collect`, `identify`, `rollout_rmse` and `_drift_run`; no numerics of its own.
+Every argument, input file and output folder is checked before any work (`prepare_*`); see
+`physml.cli` for the exit statuses. Thin glue over `collect`, `identify`, `rollout_rmse` and
+`_drift_run`; no numerics of its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata as md
 import json
 import os
 import time
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ..cli import bounded, positive, seed, write_outputs
+from ..kernels import (
+    OutputWriteError,
+    check_writable,
+    load_tree,
+    save_tree,
+    write_atomic,
+    write_text_atomic,
+)
 from ._data.collect import collect
-from ._data.log import save_log
+from ._data.log import DriveLog, LogFormatError, load_log, save_log
 from ._drift_run import (
     NOMINAL,
     PATHS,
     drive,
+    fit_model,
     format_drift_table,
     make_path,
     run_drift,
+    summary_line,
 )
+from ._model.single_track import SingleTrackModel
 from ._plant.dynamics import DriftPlant
 from ._sysid.identify import identify, make_model, params_from_plant
 from ._sysid.metrics import format_rmse_table, rollout_rmse
 from ._tires.registry import TIRES
 from .plot import plot_comparison, plot_drift
+
+#: The shortest logs [min] the CLI accepts: shorter ones leave too few identification windows
+#: (training) or no 2-s stretch for the held-out RMSE, found only after collecting.
+MIN_MINUTES = 0.1
+MIN_HELDOUT_MINUTES = 0.1
+#: `model.json`'s "format": a `SingleTrackModel` saved by `physml sysid --out`.
+MODEL_FORMAT = "physml.vehicle.SingleTrackModel"
+MODEL_FORMAT_VERSION = 1
 
 
 def run_sysid(
@@ -51,9 +79,24 @@ def run_sysid(
     """Collect `minutes` of driving on the plant, identify a single-track model with the given
     tyre, and report rollout RMSEs on a held-out log (another seed and manoeuvre mix).
 
-    Returns the summary dict, or `(summary, plant, fitted_model)` with `return_model=True` (the
-    demo's drift uses the model it just identified).
+    `out_dir` (checked writable before any work) receives `sysid_outputs`' files; if one
+    cannot be written, `OutputWriteError` is raised after the others are written, with the
+    summary as its `result`. Returns the summary dict, or `(summary, plant, fitted_model)`
+    with `return_model=True` (the demo's drift uses the model it just identified).
     """
+    if out_dir is not None:
+        check_writable(out_dir, kind="dir", name="out_dir")
+    summary, plant, log, model = _sysid(tire, minutes, heldout_minutes, steps, seed, progress)
+    if out_dir is not None and write_outputs(
+        "sysid", sysid_outputs(out_dir, summary, log, model, seed=seed)
+    ):
+        err = OutputWriteError(out_dir, "some output files could not be written (see stderr)")
+        err.result = summary
+        raise err
+    return (summary, plant, model) if return_model else summary
+
+
+def _sysid(tire, minutes, heldout_minutes, steps, seed, progress):
     plant = DriftPlant()
     key = jax.random.key(seed)
     k_train, k_held, k_model, k_fit = jax.random.split(key, 4)
@@ -84,12 +127,48 @@ def run_sysid(
         },
     }
     print(format_rmse_table({tire: rmse}))
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_log(out / "train_log.npz", log)
-        (out / "sysid_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    return (summary, plant, fitted.model) if return_model else summary
+    return summary, plant, log, fitted.model
+
+
+def sysid_outputs(
+    out_dir: str | Path, summary: dict, log: DriveLog, model: SingleTrackModel, *, seed: int
+) -> dict[str, Callable[[], object]]:
+    """The files of `physml sysid --out DIR`, as {file: write}, each written atomically:
+    `model.eqx` (the identified model's leaves), `model.json` (how to rebuild it: the tyre,
+    the plant, the seed, `identify`'s report), `train_log.npz` (`save_log`) and
+    `sysid_summary.json`. `physml drift --log DIR/train_log.npz --model DIR/model.eqx` reuses
+    them."""
+    out = Path(out_dir)
+    meta = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "physml_version": md.version("physml"),
+        "tire": summary["tire"],
+        "seed": seed,
+        "speed_floor_mps": model.speed_floor_mps,
+        "parameters": "model.eqx",
+        "train_log": "train_log.npz",
+        "rebuild": "like = make_model(tire, key=jax.random.key(0), speed_floor_mps="
+        "speed_floor_mps, params=params_from_plant(DriftPlant())); "
+        "model = physml.kernels.load_tree('model.eqx', like)",
+        "identify": summary["identify"],
+    }
+    text = lambda obj: json.dumps(obj, indent=2, default=_json_default)
+    return {
+        str(out / "model.eqx"): lambda: save_tree(out / "model.eqx", model),
+        str(out / "model.json"): lambda: write_text_atomic(out / "model.json", text(meta)),
+        str(out / "train_log.npz"): lambda: save_log(out / "train_log.npz", log),
+        str(out / "sysid_summary.json"): lambda: write_text_atomic(
+            out / "sysid_summary.json", text(summary)
+        ),
+    }
+
+
+def _json_default(obj):
+    if isinstance(obj, np.ndarray | np.generic | jax.Array):
+        value = np.asarray(obj)
+        return value.tolist() if np.all(np.isfinite(value)) else str(value.tolist())
+    return str(obj)
 
 
 def demo(seed: int = 0, quick: bool = False) -> dict:
@@ -118,58 +197,143 @@ def demo(seed: int = 0, quick: bool = False) -> dict:
     return summary
 
 
-def _cmd_sysid(args: argparse.Namespace) -> int:
-    summary = run_sysid(
-        tire=args.tire,
-        minutes=args.minutes,
-        heldout_minutes=args.heldout_minutes,
-        steps=args.steps,
-        seed=args.seed,
-        out_dir=args.out,
-    )
-    print(json.dumps(summary["identify"], indent=2, default=str))
-    return 0
+def prepare_sysid(args: argparse.Namespace) -> Callable[[], int]:
+    """`physml sysid`: check the output folder before any work; return the work (collect,
+    identify, report; write `--out`'s files, exit status 1 if one could not be written)."""
+    if args.out is not None:
+        check_writable(args.out, kind="dir", name="--out")
+
+    def work() -> int:
+        summary, _, log, model = _sysid(
+            args.tire, args.minutes, args.heldout_minutes, args.steps, args.seed, True
+        )
+        print(json.dumps(summary["identify"], indent=2, default=str))
+        if args.out is None:
+            return 0
+        status = write_outputs(
+            "sysid", sysid_outputs(args.out, summary, log, model, seed=args.seed)
+        )
+        if status == 0:
+            print(
+                f"[sysid] model.eqx, model.json, train_log.npz, sysid_summary.json in {args.out}/"
+            )
+        else:
+            print(json.dumps(summary, indent=2, default=str))
+        return status
+
+    return work
 
 
 # -- physml drift ---------------------------------------------------------------------------
 
 
-def _positive(kind):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a {kind.__name__} > 0, got {text!r}"
-            ) from None
-        if not (value > 0 and np.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-        return value
+class _Given(argparse.Action):
+    """Store the value and record that the option was given (`args.given`)."""
 
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
 
 
-def _nonnegative_float(text: str) -> float:
+def _read_log(file: Path) -> DriveLog:
+    """`load_log`, with any failure to read `file` as a log said as such, naming the file."""
+    if not file.is_file():
+        raise FileNotFoundError(f"--log {str(file)!r}: no such file.")
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a float >= 0, got {text!r}") from None
-    if not (value >= 0 and np.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+        return load_log(file)
+    except LogFormatError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise LogFormatError(
+            f"--log {str(file)!r} is not a physml driving log (an .npz written by save_log or "
+            f"physml sysid --out): {type(err).__name__}"
+        ) from err
 
 
-def _cmd_drift(args: argparse.Namespace) -> int:
+def load_model(file: str | Path, plant: DriftPlant) -> tuple[SingleTrackModel, dict]:
+    """A model saved by `physml sysid --out` (`file` = its `model.eqx`; `model.json` beside
+    it says how to rebuild the structure), in the current default float dtype. Returns the
+    model and the description. Raises `ValueError` / `OSError` naming the file."""
+    file = Path(file)
+    if not file.exists():
+        raise FileNotFoundError(f"--model {str(file)!r}: no such file.")
+    if file.is_dir():
+        raise ValueError(
+            f"--model {str(file)!r} is a folder; pass its model file, e.g. "
+            f"{str(file / 'model.eqx')!r}."
+        )
+    sidecar = file.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"--model {str(file)!r} needs its description {str(sidecar)!r} beside it "
+            "(both are written by physml sysid --out)."
+        ) from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{str(sidecar)!r} is not valid JSON: {err}") from err
+    if not (isinstance(meta, dict) and meta.get("format") == MODEL_FORMAT):
+        raise ValueError(f"{str(sidecar)!r} does not describe a model written by physml sysid.")
+    if meta.get("format_version") != MODEL_FORMAT_VERSION or meta.get("tire") not in TIRES:
+        raise ValueError(
+            f"{str(sidecar)!r} has format version {meta.get('format_version')!r} and tyre "
+            f"{meta.get('tire')!r}; this physml reads version {MODEL_FORMAT_VERSION} with a "
+            f"tyre of {TIRES}."
+        )
+    like = make_model(
+        meta["tire"],
+        key=jax.random.key(0),
+        params=params_from_plant(plant),
+        speed_floor_mps=float(meta.get("speed_floor_mps", 0.5)),
+    )
+    model = load_tree(file, like)
+    # Saved by a float32 `sysid`, read by the float64 `drift`: take the structure's dtypes.
+    model = jax.tree.map(
+        lambda x, ref: jnp.asarray(x, ref.dtype) if hasattr(ref, "dtype") else x, model, like
+    )
+    bad = [
+        jax.tree_util.keystr(k)
+        for k, x in jax.tree_util.tree_leaves_with_path(model)
+        if not np.all(np.isfinite(np.asarray(x)))
+    ]
+    if bad:
+        raise ValueError(f"--model {str(file)!r} holds non-finite parameters ({bad[0]}, ...).")
+    return model, meta
+
+
+def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
+    """`physml drift`: check the arguments, the output folder and `--log` / `--model` and read
+    them, before any work; return the work (exit status 1 if the chosen model's run stopped
+    early or a file could not be written)."""
     # The plant, the identification and the MPC's predictor are checked in float64 (the
     # wheel-speed mode is stiff); as `physml ground-state`, the command runs in it.
     jax.config.update("jax_enable_x64", True)
     path = make_path(args.path, radius_m=args.radius, sideslip_deg=args.sideslip)
+    given = getattr(args, "given", frozenset())
+    plant = DriftPlant()
+    log = None if args.log is None else _read_log(args.log)
+    model = meta = None
+    if args.model is not None:
+        model, meta = load_model(args.model, plant)
+        if "tire" in given and args.tire != meta["tire"]:
+            raise ValueError(
+                f"--tire {args.tire} disagrees with --model {str(args.model)!r}, a "
+                f"{meta['tire']} model; drop --tire."
+            )
+        args.tire = meta["tire"]
     tires = [NOMINAL, "fiala", args.tire] if args.compare else [args.tire]
     tires = list(dict.fromkeys(tires))  # --tire fiala --compare: run Fiala once
-    tic = time.perf_counter()
-    results = run_drift(
-        path,
+    needs_log = any(t != NOMINAL and not (model is not None and t == args.tire) for t in tires)
+    if needs_log and log is None and args.minutes < MIN_MINUTES:
+        raise ValueError(
+            f"--minutes must be >= {MIN_MINUTES} min to identify a model, got {args.minutes}."
+        )
+    if args.out is not None:
+        check_writable(args.out, kind="dir", name="--out")
+    mpc_options = {"bridge_m": args.bridge} | (
+        {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
+    )
+    options = dict(
         key=jax.random.key(args.seed),
         tires=tires,
         minutes=args.minutes,
@@ -177,9 +341,58 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         steps=args.steps,
         progress=not args.quiet,
         time_solves=not args.no_timing,
-        mpc_options={"bridge_m": args.bridge}
-        | ({} if args.max_iterations is None else {"max_iterations": args.max_iterations}),
+        mpc_options=mpc_options,
     )
+
+    def work() -> int:
+        tic = time.perf_counter()
+        if model is None:
+            results = run_drift(path, **options, **({} if log is None else {"log": log}))
+        else:
+            results = _drift_with_model(
+                path, args.path, plant, log, args.tire, model, meta, **options
+            )
+        return _report_drift(args, path, results, log, tic)
+
+    return work
+
+
+def _drift_with_model(
+    path, path_name, plant, log, label, model, meta, *, key, tires, minutes, duration_s, steps,
+    progress, time_solves, mpc_options,
+):  # fmt: skip
+    """`run_drift`'s sequence (same keys, same closed loop) with `label`'s model given rather
+    than identified; the other labels (`--compare`) are identified on `log` as there."""
+    say = print if progress else (lambda *a, **k: None)
+    k_log, k_model, k_sim = jax.random.split(key, 3)
+    if log is None and any(t not in (NOMINAL, label) for t in tires):
+        tic = time.perf_counter()
+        say(f"[drift] collecting {minutes:g} min of driving on the plant ...", flush=True)
+        log = collect(plant, minutes, key=k_log)
+        say(f"[drift] collected in {time.perf_counter() - tic:.1f} s", flush=True)
+    results = {}
+    for t in tires:
+        tic = time.perf_counter()
+        if t == label:
+            m, report = model, {"tire": label, **meta.get("identify", {}), "loaded": True}
+        else:
+            if t != NOMINAL:
+                say(f"[drift] identifying {t} ...", flush=True)
+            m, report = fit_model(t, log, plant, key=k_model, steps=steps, progress=progress)
+        t_fit = time.perf_counter() - tic
+        say(f"[drift] {t}: {duration_s:g} s closed loop on the {path_name} ...", flush=True)
+        run = drive(
+            t, m, plant, path, duration_s, key=k_sim, time_solves=time_solves,
+            mpc_options=mpc_options,
+        )  # fmt: skip
+        run.identification = report
+        run.wall_time_s = {"identify": t_fit, **run.wall_time_s}
+        say(f"[drift] {t}: {summary_line(run)}", flush=True)
+        results[t] = run
+    return results
+
+
+def _report_drift(args, path, results, log, tic) -> int:
     main = results[args.tire]
     print(format_drift_table(results))
     for label, run in results.items():
@@ -200,7 +413,7 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         },
         "tire": args.tire,
         "seed": args.seed,
-        "minutes": args.minutes,
+        "minutes": args.minutes if log is None else round(log.duration_s / 60.0, 4),
         "duration_s": args.duration,
         "steps": args.steps,
         "bridge_m": args.bridge,
@@ -211,50 +424,106 @@ def _cmd_drift(args: argparse.Namespace) -> int:
         "load_average": list(os.getloadavg()),
         "backend": jax.default_backend(),
     }
-    if args.out is not None:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        for label, run in results.items():
-            plot_drift(run, out / f"drift_{args.path}_{label}.png")
-        if len(results) > 1:
-            plot_comparison(results, out / f"drift_{args.path}_comparison.png")
-        (out / "drift_summary.json").write_text(json.dumps(summary, indent=2))
-        print(f"[drift] plots and drift_summary.json written to {out}/")
+    if args.log is not None:
+        summary["log_file"] = str(args.log)
+    if args.model is not None:
+        summary["model_file"] = str(args.model)
     # Non-zero when the chosen model did not hold the drift for the whole run; the baselines'
     # stops are part of the comparison and reported above.
-    return 0 if main.ok else 1
+    status = 0 if main.ok else 1
+    if args.out is None:
+        return status
+    out = Path(args.out)
+    writers = {}
+    figures = {
+        f"drift_{args.path}_{label}.png": (plot_drift, run) for label, run in results.items()
+    }
+    if len(results) > 1:
+        figures[f"drift_{args.path}_comparison.png"] = (plot_comparison, results)
+    for name, (plot, data) in figures.items():
+        writers[str(out / name)] = lambda name=name, plot=plot, data=data: _save_figure(
+            plot(data), out / name
+        )
+    text = json.dumps(summary, indent=2)
+    writers[str(out / "drift_summary.json")] = lambda: write_text_atomic(
+        out / "drift_summary.json", text
+    )
+    if write_outputs("drift", writers) == 0:
+        print(f"[drift] plots and drift_summary.json written to {out}/")
+        return status
+    print(text)
+    return 1
+
+
+def _save_figure(fig, file: Path) -> None:
+    write_atomic(file, lambda f: fig.savefig(f, format="png", dpi=120))
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sysid", help="collect driving data on the plant and identify a tire model")
-    p.add_argument("--tire", choices=TIRES, default="neural_exptanh")
-    p.add_argument("--minutes", type=float, default=3.0, help="training log length [min]")
-    p.add_argument("--heldout-minutes", type=float, default=1.0, help="held-out log [min]")
-    p.add_argument("--steps", type=int, default=3000, help="maximum optimizer steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="folder for the log and a JSON summary")
-    p.set_defaults(func=_cmd_sysid)
+    p = sub.add_parser(
+        "sysid",
+        help="collect driving data on the plant and identify a tire model",
+        description="Collect MINUTES of driving on the plant, identify a single-track model "
+        "with the chosen tyre, and report rollout RMSEs on a held-out log. With --out DIR: the "
+        "model (model.eqx + model.json), the log (train_log.npz) and sysid_summary.json, for "
+        "physml drift --log DIR/train_log.npz --model DIR/model.eqx.",
+    )
+    p.add_argument("--tire", choices=TIRES, default="neural_exptanh", help="tyre to identify")
+    p.add_argument(
+        "--minutes",
+        type=bounded(float, MIN_MINUTES, unit="min"),
+        default=3.0,
+        help="training log length [min]",
+    )
+    p.add_argument(
+        "--heldout-minutes",
+        type=bounded(float, MIN_HELDOUT_MINUTES, unit="min"),
+        default=1.0,
+        help="held-out log length [min]",
+    )
+    p.add_argument("--steps", type=positive(int), default=3000, help="maximum identification steps")
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed (logs, initial model, fit)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the model, the log and a JSON summary, checked writable before any "
+        "work (default: nothing written)",
+    )
+    p.set_defaults(prepare=prepare_sysid)
 
     p = sub.add_parser(
         "drift",
         help="collect, identify, then hold a drift on a donut or figure-eight with the MPC",
         description="Collect MINUTES of driving on the plant, identify a tyre model, and hold a "
         "drift along the path with the drift MPC for DURATION seconds (Djeumou et al., ICRA "
-        "2023). Exit code 1 if the chosen model's run stops early (spin-out, stall, off path).",
+        "2023). --log and --model reuse what physml sysid --out saved. Exit code 1 if the "
+        "chosen model's run stops early (spin-out, stall, off path).",
     )
     p.add_argument("--path", choices=PATHS, default="donut", help="the path to drift along")
-    p.add_argument("--tire", choices=TIRES, default="neural_exptanh", help="tyre to identify")
     p.add_argument(
-        "--minutes", type=_positive(float), default=3.0, help="identification log length [min]"
+        "--tire",
+        choices=TIRES,
+        default="neural_exptanh",
+        action=_Given,
+        help="tyre to identify (with --model: the model's own)",
     )
-    p.add_argument("--duration", type=_positive(float), default=60.0, help="closed-loop time [s]")
     p.add_argument(
-        "--steps", type=_positive(int), default=3000, help="maximum identification steps"
+        "--minutes",
+        type=positive(float),
+        default=3.0,
+        help=f"identification log length [min], >= {MIN_MINUTES} (ignored with --log)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--radius", type=_positive(float), default=11.0, help="path radius [m]")
+    p.add_argument("--duration", type=positive(float), default=60.0, help="closed-loop time [s]")
+    p.add_argument("--steps", type=positive(int), default=3000, help="maximum identification steps")
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed (log, models, closed loop)")
+    p.add_argument("--radius", type=positive(float, unit="m"), default=11.0, help="path radius [m]")
     p.add_argument(
-        "--sideslip", type=_positive(float), default=30.0, help="sideslip to hold |β| [deg]"
+        "--sideslip",
+        type=bounded(float, 0, 90, closed="()", unit="deg"),
+        default=30.0,
+        help="sideslip magnitude to hold |β| [deg]",
     )
     p.add_argument(
         "--compare",
@@ -262,7 +531,10 @@ def add_parser(sub) -> None:
         help=f"also run an identified Fiala and the un-identified {NOMINAL} model",
     )
     p.add_argument(
-        "--max-iterations", type=_positive(int), default=None, help="MPC Gauss-Newton budget"
+        "--max-iterations",
+        type=positive(int),
+        default=None,
+        help="MPC Gauss-Newton iterations per solve (default: DriftMPC's)",
     )
     p.add_argument(
         "--bridge",
@@ -273,7 +545,40 @@ def add_parser(sub) -> None:
         "interpolate the reference between the solved points around the gap if they are at most "
         "this far apart [m]; default 0: refuse",
     )
+    p.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="identify from this log (train_log.npz of physml sysid --out) instead of "
+        "collecting one (default: collect)",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="drive this identified model (model.eqx of physml sysid --out, with its "
+        "model.json beside it) instead of identifying one (default: identify)",
+    )
     p.add_argument("--no-timing", action="store_true", help="skip the solve-time replay")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--out", default=None, help="folder for the plots and drift_summary.json")
-    p.set_defaults(func=_cmd_drift)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the plots and drift_summary.json, checked writable before any work "
+        "(default: nothing written)",
+    )
+    p.set_defaults(prepare=prepare_drift)
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a float >= 0, got {text!r}") from None
+    if not (value >= 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
