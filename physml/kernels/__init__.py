@@ -8,13 +8,19 @@
   `train_init` / `train_step`, `EarlyStopping`;
 - sharding over all devices (of every process under `jax.distributed`): `shard_batch`;
 - atomic checkpoints: `save_tree`, `load_tree`; `load_params` (a warm start from a `fit`
-  checkpoint);
-- outputs that are never lost: `write_atomic`, `write_text_atomic`, `check_writable`,
-  `OutputWriteError`.
+  checkpoint); damaged files raise `CheckpointFormatError`, another model's
+  `CheckpointMismatchError`; why a run stopped: `StopReason`;
+- outputs that are never lost: `write_atomic`, `write_atomic_group`, `write_text_atomic`,
+  `check_writable`, `JsonLinesLog`, `OutputWriteError`.
 """
 
 from ._callbacks import EarlyStopping as EarlyStopping
-from ._checkpoint import load_tree as load_tree, save_tree as save_tree
+from ._checkpoint import (
+    CheckpointFormatError as CheckpointFormatError,
+    CheckpointMismatchError as CheckpointMismatchError,
+    load_tree as load_tree,
+    save_tree as save_tree,
+)
 from ._diffrax import ode_solve as ode_solve
 from ._integrate import (
     RK4 as RK4,
@@ -25,9 +31,11 @@ from ._integrate import (
     rollout as rollout,
 )
 from ._io import (
+    JsonLinesLog as JsonLinesLog,
     OutputWriteError as OutputWriteError,
     check_writable as check_writable,
     write_atomic as write_atomic,
+    write_atomic_group as write_atomic_group,
     write_text_atomic as write_text_atomic,
 )
 from ._rosenbrock import ROS2 as ROS2, ROS2_GAMMA as ROS2_GAMMA, ros2_step as ros2_step
@@ -42,6 +50,7 @@ from ._stats import Stats as Stats, estimate as estimate, tree_all_finite as tre
 from ._train import (
     AbstractObjective as AbstractObjective,
     AbstractPreconditioner as AbstractPreconditioner,
+    StopReason as StopReason,
     TrainResult as TrainResult,
     TrainState as TrainState,
     fit as fit,

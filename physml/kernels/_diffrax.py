@@ -13,6 +13,7 @@ import jax.tree_util as jtu
 
 from ._custom_types import Args, Y
 from ._integrate import VectorField
+from ._validate import check_finite_tree
 
 
 def ode_solve(
@@ -46,7 +47,14 @@ def ode_solve(
 
     Returns:
         PyTree like `y0` with a leading axis of length T + 1 (the solution at each of `ts`).
+
+    Raises:
+        ValueError: `ts` is not 1D with two or more times, or `y0` or `ts` holds NaN or inf
+            (checked here, host-side; diffrax would report a NaN state as the maximum number of
+            steps reached). Traced inputs (under `jit`) are not checked.
     """
+    check_finite_tree(y0, "y0")
+    check_finite_tree(ts, "ts")
     ts = jnp.asarray(ts)
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ValueError(f"`ts` must be a 1D array of at least two times, got shape {ts.shape}.")

@@ -112,6 +112,18 @@ def _resolve_method(method: str | ExplicitRK) -> ExplicitRK:
     )
 
 
+def promote_state(y0: Y) -> Y:
+    """`y0` with every integer or boolean leaf cast to the default float dtype (as diffrax does):
+    an integer state cannot hold a fractional increment, so it would never move."""
+
+    def leaf(x: Any) -> Any:
+        if isinstance(x, jax.core.Tracer) or jnp.issubdtype(jnp.result_type(x), jnp.inexact):
+            return x
+        return jnp.asarray(x, dtype=jnp.result_type(float))
+
+    return jtu.tree_map(leaf, y0)
+
+
 def _n_steps(controls: Any, dt: Any) -> int:
     leaves = jtu.tree_leaves(controls)
     if leaves:
@@ -145,7 +157,7 @@ def rollout(
 
     Args:
         f: vector field `f(t, y, u, args) -> dy/dt`, a PyTree shaped like `y`.
-        y0: initial state, any PyTree of arrays.
+        y0: initial state, any PyTree of arrays; integer leaves are promoted to float.
         controls: PyTree whose leaves have a leading time axis of length T; step k uses
             `controls[k]` (zero-order hold). `None` if the system has no input (then `dt` must
             be a length-T array).
@@ -162,6 +174,7 @@ def rollout(
     """
     solver = _resolve_method(method)
     n_steps = _n_steps(controls, dt)
+    y0 = promote_state(y0)
     if check:
         dt = check_step_sizes(dt, n_steps)
         if not jtu.tree_leaves(y0):

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,27 @@ import numpy as np
 import optax
 from jax.experimental import multihost_utils
 from jaxtyping import Array, Bool, Int, PyTree
-from tqdm.auto import tqdm
 
 from ._checkpoint import load_tree, save_tree
+from ._io import JsonLinesLog, OutputWriteError, check_writable
+from ._progress import Progress
 from ._stats import Stats, tree_all_finite
-from ._validate import check_key, check_positive_int
+from ._validate import check_finite_tree, check_key, check_positive_int
 
-#: Why a step was rejected (the value of `TrainStepInfo.failure`).
-FAILURES = {0: None, 1: "non-finite loss", 2: "non-finite gradient", 3: "non-finite update"}
+
+class StopReason(eqx.Enumeration):
+    """Why training stopped (as diffrax's `RESULTS`): `TrainStepInfo.failure` inside the jitted
+    step, `TrainResult.stop` after `fit`. The messages begin the `stop_reason` strings."""
+
+    completed = ""
+    nonfinite_loss = "non-finite loss"
+    nonfinite_gradient = "non-finite gradient"
+    nonfinite_update = "non-finite update"
+    collapsed = (
+        "collapsed sample batch (every sample the same configuration, so its zero variance is "
+        "an artefact of sampling, not an eigenstate)"
+    )
+    callback = "stopped by a callback"
 
 
 class AbstractObjective(eqx.Module):
@@ -45,7 +58,10 @@ class AbstractObjective(eqx.Module):
         """Return `(stats, grads, aux)` at `model`.
 
         `grads` is shaped like `eqx.filter(model, eqx.is_inexact_array)`; `aux` is a dict, whose
-        optional entry "metrics" (a dict of scalars) is logged every step.
+        optional entry "metrics" (a dict of scalars) is logged every step, and optional entry
+        "collapsed" (a bool scalar) says that the sample batch has degenerated (e.g. every
+        sample is the same configuration, far from an eigenstate), so that the estimate's zero
+        variance is an artefact: the loop then stops with `StopReason.collapsed`.
         """
 
 
@@ -78,7 +94,7 @@ class TrainStepInfo(eqx.Module):
     stats: Stats
     metrics: dict
     ok: Bool[Array, ""]
-    failure: Int[Array, ""]
+    failure: StopReason
 
 
 def _trainable_spec(model: PyTree, trainable: PyTree | None) -> PyTree:
@@ -119,9 +135,9 @@ def train_step(
     optimizer: optax.GradientTransformation,
     preconditioner: AbstractPreconditioner | None = None,
 ) -> tuple[TrainState, TrainStepInfo]:
-    """One update. If the loss, gradient or new parameters are non-finite, the returned state
-    is the input state (the last good one) and `info.ok` is False with `info.failure` saying
-    which."""
+    """One update. If the loss, gradient or new parameters are non-finite, or the objective
+    reports a collapsed sample batch (`aux["collapsed"]`), the returned state is the input
+    state and `info.ok` is False with `info.failure` (a `StopReason`) saying which."""
     model = eqx.combine(state.params, static)
     key, sub = jax.random.split(jax.random.wrap_key_data(state.key_data))
     stats, grads, aux = objective.value_and_grad(model, sub)
@@ -137,14 +153,18 @@ def train_step(
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = eqx.apply_updates(state.params, updates)
     update_ok = tree_all_finite(grads) & tree_all_finite(params) & tree_all_finite(opt_state)
-    ok = loss_ok & grad_ok & update_ok
-    failure = jnp.where(loss_ok, jnp.where(grad_ok, jnp.where(update_ok, 0, 3), 2), 1)
+    collapsed = jnp.asarray(aux.get("collapsed", False) if isinstance(aux, dict) else False)
+    ok = loss_ok & grad_ok & update_ok & ~collapsed
+    failure = StopReason.where(collapsed, StopReason.collapsed, StopReason.completed)
+    failure = StopReason.where(update_ok, failure, StopReason.nonfinite_update)
+    failure = StopReason.where(grad_ok, failure, StopReason.nonfinite_gradient)
+    failure = StopReason.where(loss_ok, failure, StopReason.nonfinite_loss)
     new = TrainState(params, opt_state, precond_state, jax.random.key_data(key), state.step + 1)
     new_arrays, new_static = eqx.partition(new, eqx.is_array)
     old_arrays, _ = eqx.partition(state, eqx.is_array)
     kept = jtu.tree_map(lambda a, b: jnp.where(ok, a, b), new_arrays, old_arrays)
     metrics = aux.get("metrics", {}) if isinstance(aux, dict) else {}
-    info = TrainStepInfo(stats=stats, metrics=metrics, ok=ok, failure=failure.astype(jnp.int32))
+    info = TrainStepInfo(stats=stats, metrics=metrics, ok=ok, failure=failure)
     return eqx.combine(kept, new_static), info
 
 
@@ -157,7 +177,10 @@ class TrainResult:
             best) parameters.
         history: one dict per completed step (the same records as the JSON-lines log).
         n_steps: number of completed (accepted) updates, counting resumed ones.
-        stop_reason: None if all steps ran; otherwise why the run stopped early.
+        stop_reason: None if all steps ran; otherwise why the run stopped early (a sentence
+            that begins with the message of `stop`).
+        stop: the same as a `StopReason` (`StopReason.completed` if all steps ran or the run
+            was not stopped).
         final_stats: the objective's `Stats` at the last evaluated step.
         state: the final `TrainState` (for continuing with `train_step`).
         wall_time_s: wall-clock time of this call [s].
@@ -167,6 +190,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     n_steps: int = 0
     stop_reason: str | None = None
+    stop: StopReason = field(default_factory=lambda: StopReason.completed)
     final_stats: Stats | None = None
     state: TrainState | None = None
     wall_time_s: float = 0.0
@@ -216,20 +240,80 @@ def load_params(
     new optimiser or schedule. Only the parameters are read (`TrainState.params`, the first
     field, so written first); the checkpoint's optimiser state, key and step count are not, so
     they need not match. `model` and `trainable` give the structure, shapes and dtypes and must
-    be those of the run that wrote it (a mismatch raises)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
+    be those of the run that wrote it.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        CheckpointFormatError: the file is damaged, not a physml checkpoint, or holds NaN/inf.
+        CheckpointMismatchError: the parameters do not match `model` (a different architecture
+            or `trainable`).
+    """
     params, static = eqx.partition(model, _trainable_spec(model, trainable))
-    try:
-        with open(path, "rb") as f:  # equinox reads leaves in order: the params' prefix only
-            params = eqx.tree_deserialise_leaves(f, params)
-    except Exception as e:
-        raise ValueError(
-            f"The parameters in {str(path)!r} do not match the model they are loaded into "
-            f"(a different architecture or `trainable`?): {e}"
-        ) from e
+    # equinox reads leaves in order: the params' prefix of the checkpoint only.
+    params = load_tree(path, params, exact=False, what="model (its trainable parameters)")
     return eqx.combine(params, static)
+
+
+class _Outputs:
+    """The files `fit` writes (process 0 only): the checkpoint and the JSON-lines log. A failed
+    write does not stop training: it is warned about once, retried at the next write (the log
+    keeps the records it could not write), and, if it still fails at the end, `fit` raises it
+    with the finished `TrainResult` attached."""
+
+    def __init__(self, checkpoint_path, log_path, *, resume_step: int | None):
+        self.checkpoint_path = checkpoint_path
+        self.log = None
+        self.failed: dict[str, OutputWriteError] = {}
+        self._warned: set[str] = set()
+        if log_path is not None:
+            self.log = JsonLinesLog(log_path, keep_before=resume_step)
+
+    def _fail(self, what: str, err: OutputWriteError) -> None:
+        self.failed[what] = err
+        if what not in self._warned:
+            self._warned.add(what)
+            warnings.warn(
+                f"{err} Training continues and the {what} is written again later; if it still "
+                "cannot be written at the end, `fit` raises `OutputWriteError` with the result "
+                "attached as `.result`.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+
+    def record(self, rec: dict) -> None:
+        if self.log is not None:
+            try:
+                self.log.write(rec)
+                self.failed.pop("log", None)
+            except OutputWriteError as err:
+                self._fail("log", err)
+
+    def drop_last_record(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.drop_last()
+            except OSError as err:
+                self._fail("log", OutputWriteError(self.log.path, str(err)))
+
+    def checkpoint(self, state: TrainState, *, final: bool = False) -> None:
+        if self.checkpoint_path is not None:
+            try:
+                save_tree(self.checkpoint_path, state)
+                self.failed.pop("checkpoint", None)
+            except OutputWriteError as err:
+                if final:  # reported by `fit`'s error, nothing is retried
+                    self.failed["checkpoint"] = err
+                else:
+                    self._fail("checkpoint", err)
+
+    def close(self) -> None:
+        if self.log is not None:
+            try:
+                self.log.flush()
+                self.failed.pop("log", None)
+            except OutputWriteError as err:
+                self.failed["log"] = err
+            self.log.close()
 
 
 def fit(
@@ -253,7 +337,7 @@ def fit(
 
     Args:
         objective: an `AbstractObjective`.
-        model: the initial model (any PyTree, typically an equinox Module).
+        model: the initial model (any PyTree, typically an equinox Module); must be finite.
         optimizer: an optax transformation.
         steps: total number of steps of the run, counting those done before a resume.
         key: PRNG key; step k uses the k-th split of it, so a run is reproducible.
@@ -262,13 +346,23 @@ def fit(
             choosing the trained arrays; default: all inexact arrays.
         callbacks: host-side callables `cb(step, record, model) -> bool | None` (see
             `EarlyStopping`); True stops the run.
-        log_path: JSON-lines log, one line per completed step (appended to on resume).
+        log_path: JSON-lines log, one line per completed step. On resume, the records after
+            the checkpoint's step are dropped before the run continues, so every step has one
+            record however often a run is resumed; a kill never leaves half a line.
         checkpoint_path: where to write the `TrainState` atomically: every `checkpoint_every`
             steps (if given) and at the end. Non-finite states are never written.
         resume: continue from `checkpoint_path` if it exists (bit-identical to an uninterrupted
             run with the same arguments).
-        progress: show a progress bar with the running loss and its error.
-        desc: progress-bar label.
+        progress: show progress with the running loss and its error: a bar on a terminal, a
+            line every 10 s in a non-interactive log.
+        desc: progress label.
+
+    Every argument is checked, and the log's and checkpoint's folders are checked writable,
+    before the first step. A write that fails during the run (a full disk) does not stop it: a
+    `RuntimeWarning` names the file and the reason, the write is retried at the next
+    opportunity, and if the final checkpoint or the log still cannot be written, `fit` raises
+    `OutputWriteError` ("no space left on device (ENOSPC)") with the finished `TrainResult` as
+    its `.result`, so no work is lost.
 
     Several processes (after `jax.distributed.initialize()`): every process calls `fit` with
     the same arguments and key, and the batch of a sharding objective (`VMCObjective`) is split
@@ -279,7 +373,15 @@ def fit(
 
     Returns:
         A `TrainResult`. A non-finite loss, gradient or update stops the run at that step; the
-        result then holds the parameters from before the step and `stop_reason` says which.
+        result then holds the parameters from before the step, and `stop` / `stop_reason` say
+        which. A collapsed sample batch (`aux["collapsed"]`) at step k stops the run with the
+        parameters from before step k − 1, the last ones whose samples had not collapsed.
+
+    Raises:
+        OutputWriteError: an output location is not writable (before any step), or an output
+            could not be written at the end (`.result` holds the `TrainResult`).
+        CheckpointFormatError, CheckpointMismatchError: `resume=True` and the checkpoint is
+            damaged or of another model.
     """
     if not isinstance(objective, AbstractObjective):
         raise TypeError(
@@ -299,61 +401,77 @@ def fit(
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     if resume and checkpoint_path is None:
         raise ValueError("`resume=True` needs a `checkpoint_path` to resume from.")
+    check_finite_tree(model, "model")
+    writes_files = jax.process_index() == 0
+    if writes_files:
+        if checkpoint_path is not None:
+            check_writable(checkpoint_path, name="checkpoint")
+        if log_path is not None:
+            check_writable(log_path, name="log")
 
     start = time.perf_counter()
     state, static = train_init(
         model, optimizer, key=key, preconditioner=preconditioner, trainable=trainable
     )
     if resume and Path(checkpoint_path).is_file():
-        state = load_tree(checkpoint_path, state)
+        state = load_tree(checkpoint_path, state, what="training state of this run")
     multi_process = jax.process_count() > 1
-    writes_files = jax.process_index() == 0
     if multi_process:
         _check_same_on_every_process(state)
     first = int(state.step)
     result = TrainResult(model=eqx.combine(state.params, static), n_steps=first, state=state)
-    log_file = None
-    if log_path is not None and writes_files:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(log_path, "a" if resume else "w")
-    bar = tqdm(total=steps, initial=first, desc=desc, disable=not progress, leave=False)
+    outputs = _Outputs(
+        checkpoint_path if writes_files else None,
+        log_path if writes_files else None,
+        resume_step=first if resume else None,
+    )
+    bar = Progress(steps, initial=first, desc=desc, enabled=progress)
+    previous = None  # the state before the last accepted step (undone if the next collapses)
     try:
         for k in range(first, steps):
             new_state, info = train_step(state, static, objective, optimizer, preconditioner)
             result.final_stats = info.stats
             if not bool(info.ok):
-                reason = FAILURES[int(info.failure)]
-                result.stop_reason = (
-                    f"{reason} at step {k}; returning the parameters from before that step"
-                )
+                result.stop = info.failure
+                reason = StopReason[info.failure]
+                if bool(info.failure == StopReason.collapsed):
+                    if previous is None:
+                        how = "returning the parameters it started from"
+                    else:  # the parameters of step k collapsed: undo step k − 1 as well
+                        state, previous = previous, None
+                        result.history.pop()
+                        outputs.drop_last_record()
+                        how = (
+                            f"returning the parameters from before step {k - 1}, the last "
+                            "whose samples had not collapsed"
+                        )
+                    result.stop_reason = f"{reason} at step {k}; {how}"
+                else:
+                    result.stop_reason = (
+                        f"{reason} at step {k}; returning the parameters from before that step"
+                    )
                 break
-            state = new_state
+            previous, state = state, new_state
             rec = _record(k, info)
             current = eqx.combine(state.params, static)
             stop = False
             for cb in callbacks:
                 stop = bool(cb(k, rec, current)) or stop
             result.history.append(rec)
-            if log_file is not None:
-                log_file.write(json.dumps(rec) + "\n")
-                log_file.flush()
-            bar.update(1)
-            bar.set_postfix_str(f"{rec['loss']:.6g} ± {rec['loss_error']:.2g}")
-            periodic = checkpoint_every and (k + 1) % checkpoint_every == 0
-            if checkpoint_path is not None and periodic and writes_files:
-                save_tree(checkpoint_path, state)
+            outputs.record(rec)
+            bar.update(1, f"{rec['loss']:.6g} ± {rec['loss_error']:.2g}")
+            if checkpoint_every and (k + 1) % checkpoint_every == 0:
+                outputs.checkpoint(state)
             if stop:
-                result.stop_reason = f"stopped by a callback after step {k}"
+                result.stop = StopReason.callback
+                result.stop_reason = f"{StopReason[StopReason.callback]} after step {k}"
                 break
     finally:
         bar.close()
-        if log_file is not None:
-            log_file.close()
-    if checkpoint_path is not None:
-        if writes_files:
-            save_tree(checkpoint_path, state)
-        if multi_process:  # no process returns before the checkpoint exists
-            multihost_utils.sync_global_devices("physml.kernels.fit: final checkpoint")
+        outputs.close()
+    outputs.checkpoint(state, final=True)
+    if multi_process:  # no process returns before the checkpoint exists
+        multihost_utils.sync_global_devices("physml.kernels.fit: final checkpoint")
     model_out = eqx.combine(state.params, static)
     for cb in callbacks:
         if hasattr(cb, "final_model"):
@@ -362,4 +480,16 @@ def fit(
     result.state = state
     result.n_steps = int(state.step)
     result.wall_time_s = time.perf_counter() - start
+    if outputs.failed:
+        what, cause = next(iter(outputs.failed.items()))
+        others = [f"the {w} ({e.reason})" for w, e in outputs.failed.items() if w != what]
+        also = f"; also could not write {', '.join(others)}" if others else ""
+        err = OutputWriteError(
+            cause.path,
+            f"{cause.reason}{also}. Training finished ({result.n_steps} steps): the result is "
+            "attached to this error as `.result`",
+            errno_=cause.errno,
+        )
+        err.result = result
+        raise err from cause
     return result

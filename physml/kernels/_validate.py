@@ -18,19 +18,35 @@ def _describe(x: Any) -> str:
 
 
 def check_key(key: Any, name: str = "key") -> jax.Array:
-    """Return `key` if it is a JAX PRNG key (typed, or legacy uint32[2]); raise otherwise."""
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
+    """Return `key` if it is one JAX PRNG key: a typed key (`jax.random.key(0)`, any
+    implementation) or legacy raw key data (`jax.random.PRNGKey(0)`: uint32 of shape (2,), or
+    (4,) for the "rbg" implementations). Raise a `TypeError` (`ValueError` for a batch of keys)
+    that names `name`, says what was received and how to make a key, for anything else: an
+    int seed, a string, a float array, None. Safe on traced keys (under `jit`/`vmap`)."""
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(getattr(key, "shape", ()) or ())
+    if isinstance(key, jax.Array) and dtype is not None:
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            if shape != ():
+                raise ValueError(
+                    f"`{name}` must be a single PRNG key (shape ()), got a batch of keys of "
+                    f"shape {shape}. Pass one key, e.g. `jax.random.key(0)`."
+                )
+            return key
+    if isinstance(key, (jax.Array, np.ndarray)) and dtype == np.uint32:
+        if shape in ((2,), (4,)):
+            return key
+        if len(shape) > 1 and shape[-1] in (2, 4):
             raise ValueError(
-                f"`{name}` must be a single PRNG key (shape ()), got a batch of keys of shape "
-                f"{key.shape}. Pass one key, e.g. `jax.random.key(0)`."
+                f"`{name}` must be a single PRNG key, got a batch of legacy keys of shape "
+                f"{shape}. Pass one key, e.g. `jax.random.key(0)`."
             )
-        return key
-    if isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32 and key.shape == (2,):
-        return key
+    hint = ""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        hint = f" To seed with {int(key)}, pass `jax.random.key({int(key)})`."
     raise TypeError(
         f"`{name}` must be a JAX PRNG key such as `jax.random.key(0)` (or a legacy "
-        f"`jax.random.PRNGKey(0)`), got {_describe(key)}."
+        f"`jax.random.PRNGKey(0)`), got {_describe(key)}.{hint}"
     )
 
 
@@ -38,6 +54,16 @@ def check_positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def check_positive_number(value: Any, name: str) -> float:
+    """Return `value` as a float if it is a finite real number > 0 (a learning rate, a step
+    size, a tolerance); raise a `ValueError` naming `name` otherwise."""
+    if isinstance(value, (bool, str, bytes, complex)) or not is_finite_scalar(value):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {_describe(value)}.")
+    if float(value) <= 0:
+        raise ValueError(f"`{name}` must be > 0, got {float(value)!r}.")
+    return float(value)
 
 
 def check_finite_tree(tree: Any, name: str) -> None:

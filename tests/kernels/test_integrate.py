@@ -152,3 +152,22 @@ def test_bad_input_is_reported(kwargs, match):
 
     with pytest.raises(ValueError, match=match):
         rollout(f, args["y0"], controls, args["dt"], (1.0, 0.1), method=args["method"])
+
+
+def test_integer_initial_state_is_promoted_to_float():
+    """y0 = [10] (int), dy/dt = −y/2: the state decays as 10·e^(−t/2) (issue 21: an integer
+    state never moved, its increments cast to int)."""
+    ys = rollout(lambda t, y, u, a: -y / 2, jnp.array([10]), None, jnp.full(20, 0.1))
+    assert jnp.issubdtype(ys.dtype, jnp.floating)
+    np.testing.assert_allclose(ys[-1], 10 * np.exp(-1.0), rtol=1e-6)
+    decay = lambda t, y, u, a: jax.tree.map(lambda v: -v / 2, y)
+    ys = rollout(decay, {"n": jnp.array([10, 4])}, None, jnp.full(2, 0.5))
+    assert np.all(np.asarray(ys["n"][-1]) < [10, 4])
+
+
+def test_ode_solve_refuses_a_non_finite_initial_state():
+    """A NaN y0 is named as such, not as "maximum number of solver steps was reached"."""
+    with pytest.raises(ValueError, match=r"`y0` must be finite"):
+        ode_solve(lambda t, y, u, a: -y, jnp.array([jnp.nan, 1.0]), jnp.linspace(0, 1, 3))
+    with pytest.raises(ValueError, match=r"`ts` must be finite"):
+        ode_solve(lambda t, y, u, a: -y, jnp.array([1.0]), jnp.array([0.0, jnp.inf]))
