@@ -53,8 +53,8 @@ Work = Callable[[], int]
 
 def bounded(
     kind: type,
-    low: float | None = None,
-    high: float | None = None,
+    low: int | float | None = None,
+    high: int | float | None = None,
     *,
     closed: str = "[]",
     unit: str = "",
@@ -108,11 +108,15 @@ finite_float = bounded(float)
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's help ends with its default, unless the help already states it or there is
-    none to state (a flag, an option that defaults to "not given")."""
+    none to state (a flag, an option that defaults to None: "not given")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+        if (
+            "default" in text
+            or action.nargs == 0  # a flag: --quick, --pbc
+            or action.default in (None, argparse.SUPPRESS)
+        ):
             return text
         return super()._get_help_string(action)
 

@@ -258,11 +258,11 @@ def run_ground_state(args: argparse.Namespace) -> dict:
 
 
 def _prepare(args: argparse.Namespace) -> tuple:
+    check_writable(args.out, kind="dir", name="--out")
     jax.config.update("jax_enable_x64", True)
     H = _build(args)
     model = _wave_function(args)
     check_compatible(H, model)
-    check_writable(args.out, kind="dir", name="--out")
     if args.optimizer == "sr":
         opt, pre = optax.sgd(args.lr or 0.05), SR(1e-3)
     else:

@@ -309,6 +309,8 @@ def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
     # wheel-speed mode is stiff); as `physml ground-state`, the command runs in it.
     jax.config.update("jax_enable_x64", True)
     path = make_path(args.path, radius_m=args.radius, sideslip_deg=args.sideslip)
+    if args.out is not None:
+        check_writable(args.out, kind="dir", name="--out")
     given = getattr(args, "given", frozenset())
     plant = DriftPlant()
     log = None if args.log is None else _read_log(args.log)
@@ -328,8 +330,6 @@ def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
         raise ValueError(
             f"--minutes must be >= {MIN_MINUTES} min to identify a model, got {args.minutes}."
         )
-    if args.out is not None:
-        check_writable(args.out, kind="dir", name="--out")
     mpc_options = {"bridge_m": args.bridge} | (
         {} if args.max_iterations is None else {"max_iterations": args.max_iterations}
     )

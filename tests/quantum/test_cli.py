@@ -1,11 +1,16 @@
 """The `ground-state` subcommand and the quick demo."""
 
 import argparse
+import errno
 import json
 import math
+import os
 
 import pytest
 
+from physml.cli import main
+from physml.kernels import OutputWriteError
+from physml.quantum import _cli as quantum_cli
 from physml.quantum._cli import add_parser, demo, run_ground_state
 
 
@@ -105,3 +110,43 @@ def test_invalid_symmetry_is_a_usage_error(bad, capsys):
     with pytest.raises(SystemExit):
         _parse(["--symmetry", bad])
     assert "invalid symmetry" in capsys.readouterr().err
+
+
+_TINY = "--sites 6 --h 0.5 --steps 2 --samples 32 --layers 1 --features 2 --kernel 2 --dilations 1"
+
+
+def test_ground_state_on_a_full_disk_prints_the_energy_and_keeps_the_old_plot(
+    tmp_path, monkeypatch, capsys
+):
+    """The disk fills after training: the energy is on stdout, each file that could not be
+    written is named with ENOSPC, the exit status is 1, and the earlier plot is intact."""
+    old_plot = tmp_path / "tfim_N6_periodic_h0.5.png"
+    old_plot.write_bytes(b"earlier plot")
+
+    def enospc(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", enospc)
+    code = main(["ground-state", *_TINY.split(), "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "E = " in captured.out and "relative error" in captured.out
+    assert '"energy": ' in captured.out  # the summary, since not every file was written
+    assert f"could not write {old_plot}: no space left on device (ENOSPC)" in captured.err
+    assert old_plot.read_bytes() == b"earlier plot"
+    assert not list(tmp_path.glob("*.tmp"))
+
+    args = _parse([*_TINY.split(), "--out", str(tmp_path)])
+    with pytest.raises(OutputWriteError) as info:
+        run_ground_state(args)
+    assert math.isfinite(info.value.result["energy"])  # the finished work comes with the error
+
+
+def test_ground_state_unwritable_out_is_refused_before_training(monkeypatch):
+    def train(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(quantum_cli, "ground_state", train)
+    args = _parse([*_TINY.split(), "--out", "/dev/null/runs"])
+    with pytest.raises(OutputWriteError, match="/dev/null/runs"):
+        run_ground_state(args)
