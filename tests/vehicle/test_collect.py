@@ -3,12 +3,21 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
-from physml.vehicle import MANOEUVRES, collect, design_drift_stabiliser, drift_equilibrium
-from physml.vehicle._data.log import FLAG_INVALID, FLAG_RESET, load_log, save_log
-from physml.vehicle._plant.dynamics import DriftPlant
+from physml.vehicle import (
+    MANOEUVRES,
+    DriftPlant,
+    collect,
+    design_drift_stabiliser,
+    drift_equilibrium,
+    load_log,
+    save_log,
+)
+from physml.vehicle._data import collect as collect_module
+from physml.vehicle._data.log import FLAG_INVALID, FLAG_RESET
 from physml.vehicle._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
 from physml.vehicle._plant.sensors import Sensors
 
@@ -131,6 +140,35 @@ def test_bad_arguments_raise(plant):
         collect(plant, key=jax.random.key(0), mix="fast")
     with pytest.raises(ValueError, match="dt_sim_s"):
         collect(plant, key=jax.random.key(0), dt_sim_s=3e-3)
+    with pytest.raises(ValueError, match="dt_sim_s"):
+        collect(plant, key=jax.random.key(0), dt_sim_s=float("nan"))
+
+
+@pytest.fixture
+def without_runtime_typecheck():
+    """Users call `collect` without the test run's jaxtyping/beartype hook, which would reject a
+    wrongly typed argument before the function's own checks: switch it off for one test."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+def test_an_int_seed_gets_the_key_error(plant, without_runtime_typecheck):
+    with pytest.raises(TypeError, match=r"`key` must be a JAX PRNG key.*jax\.random\.key\(0\)"):
+        collect(plant, key=0)
+
+
+@pytest.mark.parametrize("speed", [-10.0, 0.0, float("nan"), float("inf"), True, "10"])
+def test_bad_drift_speed_is_refused_before_any_work(
+    plant, speed, monkeypatch, without_runtime_typecheck
+):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr(collect_module, "design_drift_stabiliser", no_work)
+    monkeypatch.setattr(collect_module, "manoeuvre_programme", no_work)
+    with pytest.raises(ValueError, match=r"`drift_speed_mps` must be a finite speed > 0 \[m/s\]"):
+        collect(plant, key=jax.random.key(0), drift_speed_mps=speed)
 
 
 @pytest.mark.slow

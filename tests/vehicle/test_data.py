@@ -1,18 +1,15 @@
 """The driving-log format: round trip and one clear error per kind of malformed file."""
 
+import errno
 import json
+import os
 
 import numpy as np
 import pytest
 
-from physml.vehicle._data.log import (
-    CONTROL_COLUMNS,
-    STATE_COLUMNS,
-    DriveLog,
-    LogFormatError,
-    load_log,
-    save_log,
-)
+from physml.kernels import OutputWriteError
+from physml.vehicle import DriveLog, LogFormatError, load_log, save_log
+from physml.vehicle._data.log import CONTROL_COLUMNS, STATE_COLUMNS
 
 
 def _log(n=300, seed=0):
@@ -120,3 +117,74 @@ def test_constructor_validates():
         DriveLog(time_s=np.zeros(3), state=np.zeros((3, 4)), control=np.zeros((3, 2)))
     with pytest.raises(TypeError, match="DriveLog"):
         save_log("x.npz", {"time_s": np.zeros(3)})
+
+
+# --- Reliability (issue 21): a failed write keeps the earlier log; damage is named -----------
+
+
+def test_failed_write_keeps_the_earlier_log_and_names_enospc(tmp_path, monkeypatch):
+    path = tmp_path / "log.npz"
+    save_log(path, _log(seed=0))
+    before = path.read_bytes()
+
+    def full_disk(f, **arrays):
+        f.write(b"PK\x03\x04 half an archive")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(OutputWriteError, match="ENOSPC") as err:
+        save_log(path, _log(seed=1))
+    assert err.value.errno == errno.ENOSPC and str(path) in str(err.value)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.npz"]  # no temporary file left
+    np.testing.assert_array_equal(load_log(path).state, _log(seed=0).state)
+
+
+def _damaged(tmp_path, kind):
+    path = tmp_path / "log.npz"
+    save_log(path, _log())
+    good = path.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "text":
+        path.write_text("time_s,r,V,beta,omega_r\n0.0,0.1,10.0,0.2,30.0\n")
+    elif kind == "npy":
+        np.save(tmp_path / "array.npy", np.zeros(3))
+        path = tmp_path / "array.npy"
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("truncated", "truncated or damaged"),
+        ("empty", "the file is empty"),
+        ("text", "not an .npz archive"),
+        ("npy", "a single .npy array"),
+    ],
+)
+def test_damaged_or_foreign_files_raise_log_format_error(tmp_path, kind, why):
+    path = _damaged(tmp_path, kind)
+    with pytest.raises(LogFormatError, match="damaged or is not a physml driving log") as err:
+        load_log(path)
+    assert str(path) in str(err.value) and why in str(err.value)
+    assert "allow_pickle" not in str(err.value)  # no advice to unpickle an unknown file
+
+
+@pytest.mark.parametrize(
+    ("metadata", "why"),
+    [("{not json", "not valid JSON"), ("[1, 2]", "must hold a JSON object")],
+)
+def test_bad_metadata_raises_log_format_error(tmp_path, metadata, why):
+    path = _rewrite(tmp_path, metadata_json=np.asarray(metadata))
+    with pytest.raises(LogFormatError, match=why) as err:
+        load_log(path)
+    assert str(path) in str(err.value)
+
+
+def test_missing_file_is_not_a_format_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_log(tmp_path / "nowhere.npz")

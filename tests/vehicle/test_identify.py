@@ -7,20 +7,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from physml.vehicle._data.log import DriveLog
-from physml.vehicle._model.params import VehicleParams
-from physml.vehicle._model.single_track import SingleTrackModel, rollout_model
-from physml.vehicle._sysid.force_estimates import axle_force_estimates
-from physml.vehicle._sysid.identify import (
+from physml.vehicle import (
+    DriveLog,
+    ExpTanh,
+    Fiala,
+    NeuralExpTanh,
+    NeuralODETire,
     RolloutObjective,
+    SingleTrackModel,
+    VehicleParams,
+    axle_force_estimates,
+    fit_tires_to_forces,
+    format_rmse_table,
     identify,
+    identify_bayes,
     make_model,
+    rollout_model,
+    rollout_rmse,
     trainable_spec,
-    window_starts,
 )
-from physml.vehicle._sysid.metrics import format_rmse_table, rollout_rmse
-from physml.vehicle._tires.exptanh import ExpTanh
-from physml.vehicle._tires.fiala import Fiala
+from physml.vehicle._sysid.identify import window_starts
 
 
 def _synthetic_log(model, seconds=40.0, seed=0):
@@ -139,8 +145,6 @@ def test_identify_recovers_exptanh_from_a_perturbed_start(exptanh_truth):
 
 def test_identify_learned_tires_take_finite_steps(exptanh_truth):
     """Neural-ExpTanh front and neural-ODE rear in one model (one compilation): finite steps."""
-    from physml.vehicle._tires.exptanh import NeuralExpTanh
-    from physml.vehicle._tires.neural_ode import NeuralODETire
 
     _, log = exptanh_truth
     model = SingleTrackModel(
@@ -180,7 +184,6 @@ def test_identify_validates_inputs(exptanh_truth):
 
 def test_bayes_smoke_shapes_and_bands(exptanh_truth):
     """Tiny NUTS run: every sample finite, bands of shape (3, T + 1, 4) and ordered."""
-    from physml.vehicle._sysid.bayes import identify_bayes
 
     _, log = exptanh_truth
     res = identify_bayes(
@@ -207,7 +210,6 @@ def test_bayes_posterior_predicts_better_than_its_prior_centre(exptanh_truth):
     """A short NUTS run on noise-free ExpTanh data with the prior centred on a model whose front
     ĉ4 is 30% low: the posterior-predictive median of a 0.3-s rollout is 5x closer (normalised
     RMSE) to the data than the prior centre's rollout."""
-    from physml.vehicle._sysid.bayes import identify_bayes
 
     true, log = exptanh_truth
     centre = eqx.tree_at(lambda m: m.front.raw, true, true.front.raw.at[3].set(11.0 * 0.7))
@@ -279,3 +281,25 @@ def test_make_model_from_data_recovers_the_stiffness_and_beats_the_default(fiala
     assert loss(start) < 0.2 * loss(default)
     with pytest.raises(TypeError, match="DriveLog"):
         make_model("fiala", key=jax.random.key(0), data=np.zeros((10, 4)))
+
+
+def test_make_model_from_data_fits_what_each_tyre_says(fiala_truth):
+    """The neural-ExpTanh starts from a fit of its base curve with a neutral network; the MLP
+    keeps its random start; a friction-circle Fiala keeps its coupling."""
+    true, log = fiala_truth
+    key = jax.random.key(0)
+    for name in ("neural_exptanh", "mlp"):
+        fitted = make_model(name, key=key, params=true.params, data=log)
+        default = make_model(name, key=key, params=true.params)
+        if name == "mlp":
+            assert eqx.tree_equal(fitted, default)
+        else:
+            assert eqx.tree_equal(fitted.front.net, default.front.net)
+            assert eqx.tree_equal(fitted.rear.net, default.rear.net)
+            assert not np.allclose(fitted.front.base.raw, default.front.base.raw)
+    est = axle_force_estimates(log, true.params, max_samples=300)
+    circle = Fiala(coupling="friction_circle")
+    front, rear = fit_tires_to_forces(circle, circle, est)
+    assert front.coupling == rear.coupling == "friction_circle"
+    with pytest.raises(TypeError, match="rear"):  # the boundary check, or the type hook in tests
+        fit_tires_to_forces(circle, "fiala", est)

@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from physml.vehicle._model.params import VehicleParams
-from physml.vehicle._model.single_track import SingleTrackModel, rollout_model, soft_floor
-from physml.vehicle._tires.exptanh import ExpTanh, NeuralExpTanh
-from physml.vehicle._tires.fiala import Fiala
-from physml.vehicle._tires.magic_formula import MagicFormula
-from physml.vehicle._tires.mlp import MLPTire
-from physml.vehicle._tires.neural_ode import NeuralODETire
+from physml.vehicle import (
+    ExpTanh,
+    Fiala,
+    MagicFormula,
+    MLPTire,
+    NeuralExpTanh,
+    NeuralODETire,
+    SingleTrackModel,
+    VehicleParams,
+    rollout_model,
+    soft_floor,
+)
 
 
 def _model(front=None, rear=None):

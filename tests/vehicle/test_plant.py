@@ -27,11 +27,15 @@ from physml.vehicle._plant.actuators import Actuators  # noqa: E402
 from physml.vehicle._plant.dynamics import (  # noqa: E402
     DriftPlant,
     constrained_inputs,
+    std_vector_field,
+    tire_forces,
+)
+from physml.vehicle._plant.magic_formula import (  # noqa: E402
     lateral_force,
     lateral_force_combined,
     longitudinal_force,
     longitudinal_force_combined,
-    std_vector_field,
+    plant_tire_forces,
 )
 from physml.vehicle._plant.params import PlantParameters, bmw_320i, drift_bmw_320i  # noqa: E402
 
@@ -159,6 +163,25 @@ def test_tyre_matches_package(slip, alpha, load):
         rtol=1e-12,
         atol=1e-9,
     )
+
+
+@given(
+    speed=st.floats(2.0, 25.0, **finite),
+    beta=st.floats(-1.0, 1.0, **finite),
+    yaw_rate=st.floats(-1.5, 1.5, **finite),
+    steer=st.floats(-0.5, 0.5, **finite),
+    spin=st.floats(0.5, 2.0, **finite),
+)
+def test_plant_tire_forces_are_the_forces_the_plant_applies(speed, beta, yaw_rate, steer, spin):
+    omega = spin * speed / float(P.wheel_radius_m)
+    x = jnp.asarray([0.0, 0.0, steer, speed, 0.3, yaw_rate, beta, omega, omega])
+    f = tire_forces(x, jnp.zeros(2), P)
+    for axle in ("f", "r"):
+        fx, fy = plant_tire_forces(
+            f[f"alpha_{axle}"], f[f"brake_slip_{axle}"], f[f"F_z{axle}"], P.tire
+        )
+        np.testing.assert_allclose(fx, f[f"F_x{axle}"], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(fy, f[f"F_y{axle}"], rtol=1e-12, atol=1e-9)
 
 
 def test_plant_jit_vmap_grad_are_finite_down_to_standstill():

@@ -2,6 +2,7 @@
 parameters and inputs (finite, bounded by the stated bound, one extremum per side, curvature sign
 on each side of the inflection, saturation, finite gradients)."""
 
+import itertools
 import math
 
 import equinox as eqx
@@ -11,12 +12,22 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from physml.vehicle._tires.base import AbstractTireModel
-from physml.vehicle._tires.exptanh import ExpTanh, NeuralExpTanh
-from physml.vehicle._tires.fiala import Fiala, brush
-from physml.vehicle._tires.magic_formula import MagicFormula
-from physml.vehicle._tires.mlp import MLPTire
-from physml.vehicle._tires.neural_ode import NeuralODETire
+from physml.vehicle import (
+    TIRES,
+    AbstractTireModel,
+    ExpTanh,
+    Fiala,
+    MagicFormula,
+    MLPTire,
+    NeuralExpTanh,
+    NeuralODETire,
+    SingleTrackModel,
+    VehicleParams,
+    make_tire,
+)
+from physml.vehicle._tires.base import softplus
+from physml.vehicle._tires.exptanh import SLIDE_MIN
+from physml.vehicle._tires.fiala import FIT_GRID, brush
 
 FZ = 4000.0
 ZEROS = jnp.zeros(4)
@@ -252,8 +263,6 @@ def _spin_checks(tire, features):
     """The rear force opposes wheel spin (the free wheel is stable): at α = 0,
     F_x σ > 0 for σ ≠ 0, dF_x/dσ > 0 at σ = 0, and under spin F_x stays above the sliding level
     F_z λ_min |c2| tanh(c4 √c0 |σ|) (`_tire_exptanh` module docstring)."""
-    from physml.vehicle._tires.base import softplus
-    from physml.vehicle._tires.exptanh import SLIDE_MIN
 
     base = tire.base if isinstance(tire, NeuralExpTanh) else tire
     c = np.asarray(
@@ -306,8 +315,6 @@ def test_neural_exptanh_wheel_mode_is_stable_at_every_state(seed, feats, scale):
     """Whatever the network outputs (large random last layer) and at any state, including a
     spinning wheel: the rear force opposes spin, so with no torque ω̇_r has the sign of −σ_r and
     ∂ω̇_r/∂ω_r < 0 at σ_r = 0 in the single-track model."""
-    from physml.vehicle._model.params import VehicleParams
-    from physml.vehicle._model.single_track import SingleTrackModel
 
     tire = NeuralExpTanh(key=jax.random.key(seed))
     last = tire.net.layers[-1]
@@ -379,7 +386,6 @@ def test_neural_ode_tire_structure(seed, slope, inflection, log_curv, log_relax,
 def test_neural_ode_table_matches_adaptive_solve():
     """The fixed-step table agrees with an independent tight adaptive solve (kernels.ode_solve)."""
     from physml.kernels import ode_solve
-    from physml.vehicle._tires.base import softplus
 
     tire = _random_node(3, 12.0, 0.2, 1.0, 1.0, 0.0, 0.0)
     curve = tire.solve()
@@ -425,3 +431,48 @@ def test_default_tires_are_physical(make):
     assert 5.0 < stiffness < 30.0
     fy, fx = tire.combined(0.05, 0.05, FZ, ZEROS)
     assert float(fy) < 0 < float(fx)
+
+
+# --- What identification asks of a tyre: its starts, bounds and the part that is fitted --------
+
+
+def _recording_fit(calls):
+    def fit(tire):
+        calls.append(tire)
+        return tire
+
+    return fit
+
+
+@pytest.mark.parametrize("coupling", ["slip_vector", "friction_circle"])
+def test_fiala_starts_from_its_grid_with_its_own_coupling(coupling):
+    tire = Fiala(0.9, 10.0, 7.0, coupling=coupling)
+    rear = tire.fit_starts(combined=True)
+    front = tire.fit_starts(combined=False)
+    n_mu, n_ca, n_cs = (len(g) for g in FIT_GRID)
+    assert len(rear) == n_mu * n_ca * n_cs and len(front) == n_mu * n_ca
+    assert all(isinstance(t, Fiala) and t.coupling == coupling for t in rear + front)
+    # lateral forces do not depend on C_σ: the front starts hold it at one value
+    assert {float(t.c_sigma) for t in front} == {15.0}
+    got = sorted((float(t.mu), float(t.c_alpha), float(t.c_sigma)) for t in rear)
+    assert got == sorted(itertools.product(*FIT_GRID))
+    assert set(tire.fit_bounds()) == {"mu", "c_alpha", "c_sigma"}
+
+
+@pytest.mark.parametrize("name", TIRES)
+def test_each_tyre_says_what_a_force_fit_changes(name):
+    tire = make_tire(name, key=jax.random.key(0))
+    calls = []
+    fitted = tire.fitted_to_forces(_recording_fit(calls))
+    if isinstance(tire, MLPTire):
+        assert calls == [] and fitted is tire  # the unstructured baseline keeps its random start
+    elif isinstance(tire, NeuralExpTanh):
+        assert len(calls) == 1 and calls[0] is tire.base  # the base curve; the network neutral
+        assert eqx.tree_equal(fitted.net, tire.net)
+    else:
+        assert len(calls) == 1 and calls[0] is tire
+    for t in calls:
+        bounds = t.fit_bounds()
+        assert bounds is None or all(lo < hi for lo, hi in bounds.values())
+        assert bounds is None or all(hasattr(t, f) for f in bounds)
+        assert len(t.fit_starts(combined=True)) >= 1

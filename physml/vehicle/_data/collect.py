@@ -13,22 +13,23 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ...kernels import rollout
+from ...kernels._validate import check_key
 from .._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IYAWRATE, DriftPlant
 from .._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS, in_valid_range
 from .._plant.sensors import Sensors
 from .log import FLAG_INVALID, FLAG_RESET, SCHEMA_VERSION, DriveLog
 from .manoeuvres import (
-    _ABORT_SIDESLIP_RAD,
-    _CATCH_TORQUE_NM,
-    _MIXES,
-    _POWER_OVER_SWITCH_RAD,
-    _SPEED_FEEDFORWARD_NM,
-    _SPEED_GAIN_NMPS,
+    ABORT_SIDESLIP_RAD,
+    CATCH_TORQUE_NM,
     MANOEUVRES,
+    MIXES,
     MODE_CATCH,
     MODE_DRIFT,
     MODE_POWER_OVER,
     MODE_SPEED,
+    POWER_OVER_SWITCH_RAD,
+    SPEED_FEEDFORWARD_NM,
+    SPEED_GAIN_NMPS,
     manoeuvre_programme,
 )
 from .stabiliser import DriftStabiliser, design_drift_stabiliser
@@ -36,15 +37,15 @@ from .stabiliser import DriftStabiliser, design_drift_stabiliser
 
 def _command(plant, stabiliser, x, s, latched, aborted):
     speed, beta, yaw_rate = x[ISPEED], x[ISIDESLIP], x[IYAWRATE]
-    tau_speed = _SPEED_FEEDFORWARD_NM + _SPEED_GAIN_NMPS * (s["speed_ref"] - speed)
+    tau_speed = SPEED_FEEDFORWARD_NM + SPEED_GAIN_NMPS * (s["speed_ref"] - speed)
     # Drift exit: front wheels along their own velocity (α_f = 0), so the front axle stops
     # adding yaw moment while the rear, with little torque, regains grip.
     lf = plant.params.cg_to_front_m
     steer_catch = jnp.arctan2(speed * jnp.sin(beta) + lf * yaw_rate, speed * jnp.cos(beta))
     power_over = s["mode"] == MODE_POWER_OVER
-    latched = latched | (power_over & (jnp.abs(beta) > _POWER_OVER_SWITCH_RAD))
+    latched = latched | (power_over & (jnp.abs(beta) > POWER_OVER_SWITCH_RAD))
     # A drift running away (|β| > 57°) is abandoned for the exit manoeuvre, as a driver would.
-    aborted = aborted | (latched & (jnp.abs(beta) > _ABORT_SIDESLIP_RAD))
+    aborted = aborted | (latched & (jnp.abs(beta) > ABORT_SIDESLIP_RAD))
     mode = jnp.where(power_over & latched, MODE_DRIFT, s["mode"])
     # A drift that never started (power-over did not break the rear loose) is abandoned:
     # drive on straight at the programme's speed rather than "stabilise" a grip state.
@@ -57,7 +58,7 @@ def _command(plant, stabiliser, x, s, latched, aborted):
             jnp.stack([steer, s["torque"]]),
             # A drifting driver modulates the throttle and never brakes: torque ≥ 0.
             stabiliser(x, s["beta_ref"]).at[1].max(0.0),
-            jnp.stack([steer_catch, jnp.full_like(speed, _CATCH_TORQUE_NM)]),
+            jnp.stack([steer_catch, jnp.full_like(speed, CATCH_TORQUE_NM)]),
         ]
     )
     return candidates[mode], latched, aborted
@@ -100,6 +101,10 @@ def _key_data(key) -> np.ndarray:
     return np.asarray(key, np.uint32).ravel()
 
 
+def _is_real(x) -> bool:
+    return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
+
+
 def collect(
     plant: DriftPlant,
     minutes: float = 3.0,
@@ -130,16 +135,28 @@ def collect(
         A `DriveLog` with measured and true [r, V, β, ω_r], the controls (δ, τ) that acted on
         the car, flags (bit 1: outside the valid range V ≥ 4 m/s, |β| ≤ 60°; bit 2: reset after
         a spin-out) and the manoeuvre of every sample.
+
+    Raises:
+        TypeError: `plant` is not a `DriftPlant`, or `key` is not one PRNG key (e.g. an int).
+        ValueError: a non-finite or non-positive `drift_speed_mps`, `minutes` or `dt_sim_s`, or
+            an unknown `mix`; checked before any work.
     """
     if not isinstance(plant, DriftPlant):
         raise TypeError(f"`plant` must be a DriftPlant, got {type(plant).__name__}.")
-    if not (isinstance(minutes, int | float) and np.isfinite(minutes) and minutes > 0):
+    key = check_key(key)
+    if not (_is_real(drift_speed_mps) and np.isfinite(drift_speed_mps) and drift_speed_mps > 0):
+        raise ValueError(
+            f"`drift_speed_mps` must be a finite speed > 0 [m/s], got {drift_speed_mps!r} "
+            "(the drifts of the log are held at this speed, e.g. 10.0)."
+        )
+    if not (_is_real(minutes) and np.isfinite(minutes) and minutes > 0):
         raise ValueError(f"`minutes` must be a finite duration > 0 [min], got {minutes!r}.")
-    if mix not in _MIXES:
-        raise ValueError(f"`mix` must be one of {sorted(_MIXES)}, got {mix!r}.")
+    if mix not in MIXES:
+        raise ValueError(f"`mix` must be one of {sorted(MIXES)}, got {mix!r}.")
     sensors = Sensors() if sensors is None else sensors
     period = 1.0 / sensors.rate_hz
-    n_sub = round(period / dt_sim_s) if dt_sim_s > 0 else 0
+    ok_dt = _is_real(dt_sim_s) and np.isfinite(dt_sim_s) and dt_sim_s > 0
+    n_sub = round(period / dt_sim_s) if ok_dt else 0
     if n_sub < 1 or abs(n_sub * dt_sim_s - period) > 1e-9 * period:
         raise ValueError(
             f"`dt_sim_s` must be > 0 and divide the logging period {period} s "

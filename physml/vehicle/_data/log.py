@@ -1,29 +1,10 @@
 """Driving logs: the `DriveLog` record and its versioned `.npz` format.
 
-Schema version 1 (one `.npz` archive, written by `save_log`, read and validated by `load_log`):
-
-=================  ==============  ===========================================================
-key                dtype, shape    meaning
-=================  ==============  ===========================================================
-schema_version     int64, ()       1
-time_s             float64, (T,)   sample times [s], strictly increasing (100 Hz from `collect`)
-state              float64, (T, 4) measured [r, V, beta, omega_r]
-state_columns      str, (4,)       "r", "V", "beta", "omega_r"
-state_units        str, (4,)       "rad/s", "m/s", "rad", "rad/s"
-control            float64, (T, 2) [delta, tau] acting on the car: delta is the front-wheel
-                                   angle at time_s[k] (the steering servo moves it by at most
-                                   |δ̇|·dt = 0.02 rad until time_s[k+1]); tau is the wheel torque
-                                   held from time_s[k] to time_s[k+1] (zero-order hold)
-control_columns    str, (2,)       "delta", "tau"
-control_units      str, (2,)       "rad", "N*m"
-state_true         float64, (T, 4) optional: noise-free [r, V, beta, omega_r] (simulation only)
-flags              int64, (T,)     bit 1: outside the plant's valid range (spin-out, too slow,
-                                   non-finite); bit 2: the state was reset at this sample, so
-                                   it does not follow from the previous one. 0 = good data.
-manoeuvre          int64, (T,)     index into `manoeuvre_names` of the manoeuvre being driven
-manoeuvre_names    str, (M,)       names of the manoeuvres
-metadata_json      str, ()         JSON object: rates, seed, plant and sensor settings, ...
-=================  ==============  ===========================================================
+One `.npz` archive per log, schema version 1 (the keys, dtypes, shapes and units are listed in
+`save_log`): measured states (r, V, β, ω_r), the controls (δ, τ) that acted on the car, flags,
+the manoeuvre of every sample and JSON metadata. `save_log` writes it atomically (a failed
+write leaves an earlier file as it was); `load_log` reads and validates it, and raises
+`LogFormatError` for a file that is damaged, is not a physml log, or breaks the schema.
 
 Sign conventions (ISO 8855, x forward, y left, z up): r > 0 turning left; β > 0 when the
 velocity points left of the heading; δ > 0 steers left; τ > 0 drives the rear wheels, τ < 0
@@ -35,9 +16,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
+
+from ...kernels import write_atomic
 
 SCHEMA_VERSION = 1
 STATE_COLUMNS = ("r", "V", "beta", "omega_r")
@@ -51,7 +36,7 @@ MIN_SAMPLES = 100
 
 
 class LogFormatError(ValueError):
-    """A driving log that does not follow the schema."""
+    """A driving log that is damaged, is not a physml log, or does not follow the schema."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -178,7 +163,35 @@ def validate_log(log: DriveLog, *, min_samples: int = MIN_SAMPLES) -> None:
 
 
 def save_log(path: str | os.PathLike, log: DriveLog) -> None:
-    """Write `log` to `path` (.npz, schema version 1; see the module docstring)."""
+    """Write `log` to `path` as a `.npz` archive of schema version 1, atomically.
+
+    =================  ==============  ===========================================================
+    key                dtype, shape    meaning
+    =================  ==============  ===========================================================
+    schema_version     int64, ()       1
+    time_s             float64, (T,)   sample times [s], strictly increasing (100 Hz from `collect`)
+    state              float64, (T, 4) measured [r, V, beta, omega_r]
+    state_columns      str, (4,)       "r", "V", "beta", "omega_r"
+    state_units        str, (4,)       "rad/s", "m/s", "rad", "rad/s"
+    control            float64, (T, 2) [delta, tau] acting on the car: delta is the front-wheel
+                                       angle at time_s[k] (the steering servo moves it by at most
+                                       |δ̇|·dt = 0.02 rad until time_s[k+1]); tau is the wheel torque
+                                       held from time_s[k] to time_s[k+1] (zero-order hold)
+    control_columns    str, (2,)       "delta", "tau"
+    control_units      str, (2,)       "rad", "N*m"
+    state_true         float64, (T, 4) optional: noise-free [r, V, beta, omega_r] (simulation only)
+    flags              int64, (T,)     bit 1: outside the plant's valid range (spin-out, too slow,
+                                       non-finite); bit 2: the state was reset at this sample, so
+                                       it does not follow from the previous one. 0 = good data.
+    manoeuvre          int64, (T,)     index into `manoeuvre_names` of the manoeuvre being driven
+    manoeuvre_names    str, (M,)       names of the manoeuvres
+    metadata_json      str, ()         JSON object: rates, seed, plant and sensor settings, ...
+    =================  ==============  ===========================================================
+
+    Raises:
+        physml.kernels.OutputWriteError: the file could not be written (e.g. a full disk,
+            ENOSPC); an earlier file at `path` is then left as it was.
+    """
     if not isinstance(log, DriveLog):
         raise TypeError(f"`log` must be a DriveLog, got {type(log).__name__}.")
     arrays = {
@@ -197,8 +210,7 @@ def save_log(path: str | os.PathLike, log: DriveLog) -> None:
     }
     if log.state_true is not None:
         arrays["state_true"] = np.asarray(log.state_true, np.float64)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 _REQUIRED = (
@@ -217,39 +229,83 @@ _REQUIRED = (
 )
 
 
+#: What reading a damaged or foreign file raises inside numpy and zipfile.
+_READ_ERRORS = (zipfile.BadZipFile, EOFError, ValueError, zlib.error)
+
+
+def _not_a_log(path: str | os.PathLike, why: str) -> LogFormatError:
+    return LogFormatError(
+        f"{os.fspath(path)!r} is damaged or is not a physml driving log ({why}); expected the "
+        ".npz archive that `save_log` writes. Collect the log again or restore a good copy."
+    )
+
+
+def _read_archive(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of the `.npz` archive at `path`, without pickles."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except _READ_ERRORS as err:
+        why = (
+            "the file is empty"
+            if os.path.getsize(path) == 0
+            else "not a complete .npz archive: truncated or damaged"
+            if isinstance(err, zipfile.BadZipFile | EOFError)
+            else "not an .npz archive"
+        )
+        raise _not_a_log(path, why) from err
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise _not_a_log(path, "a single .npy array, not an .npz archive")
+    try:
+        with data:
+            return {k: data[k] for k in data.files}
+    except _READ_ERRORS as err:
+        raise _not_a_log(path, f"an array cannot be read: {type(err).__name__}") from err
+
+
 def load_log(path: str | os.PathLike, *, min_samples: int = MIN_SAMPLES) -> DriveLog:
     """Read and validate a log written by `save_log`.
 
     Raises:
-        LogFormatError: naming the first failed check: schema version, missing keys, column
-            names, units, shapes, non-finite values, time not strictly increasing, or fewer
-            than `min_samples` samples.
+        FileNotFoundError: there is no file at `path`.
+        LogFormatError: the file is damaged (truncated, empty) or not a physml log (another
+            format, metadata that is not a JSON object), or it fails a check of the schema:
+            version, missing keys, column names, units, shapes, non-finite values, time not
+            strictly increasing, or fewer than `min_samples` samples. The message names the
+            file or the failed check.
     """
-    with np.load(path, allow_pickle=False) as data:
-        found = set(data.files)
-        missing = [k for k in _REQUIRED if k not in found]
-        if "schema_version" in found and int(data["schema_version"]) != SCHEMA_VERSION:
-            raise LogFormatError(
-                f"{os.fspath(path)!r} has schema version {int(data['schema_version'])}; this "
-                f"physml reads version {SCHEMA_VERSION}."
-            )
-        if missing:
-            raise LogFormatError(
-                f"{os.fspath(path)!r} lacks the keys {missing} of schema version {SCHEMA_VERSION}."
-            )
-        for key, want in (
-            ("state_columns", STATE_COLUMNS),
-            ("state_units", STATE_UNITS),
-            ("control_columns", CONTROL_COLUMNS),
-            ("control_units", CONTROL_UNITS),
-        ):
-            got = tuple(str(s) for s in np.atleast_1d(data[key]))
-            if got != want:
-                raise LogFormatError(f"`{key}` must be {want}, got {got}.")
-        fields = {k: data[k] for k in ("time_s", "state", "control", "flags", "manoeuvre")}
-        state_true = data["state_true"] if "state_true" in found else None
-        names = tuple(str(s) for s in np.atleast_1d(data["manoeuvre_names"]))
+    data = _read_archive(path)
+    found = set(data)
+    missing = [k for k in _REQUIRED if k not in found]
+    if "schema_version" in found and (
+        data["schema_version"].shape != () or int(data["schema_version"]) != SCHEMA_VERSION
+    ):
+        raise LogFormatError(
+            f"{os.fspath(path)!r} has schema version {data['schema_version']}; this physml "
+            f"reads version {SCHEMA_VERSION}."
+        )
+    if missing:
+        raise LogFormatError(
+            f"{os.fspath(path)!r} lacks the keys {missing} of schema version {SCHEMA_VERSION}."
+        )
+    for key, want in (
+        ("state_columns", STATE_COLUMNS),
+        ("state_units", STATE_UNITS),
+        ("control_columns", CONTROL_COLUMNS),
+        ("control_units", CONTROL_UNITS),
+    ):
+        got = tuple(str(s) for s in np.atleast_1d(data[key]))
+        if got != want:
+            raise LogFormatError(f"`{key}` must be {want}, got {got}.")
+    try:
         metadata = json.loads(str(data["metadata_json"]))
-    log = DriveLog(**fields, state_true=state_true, manoeuvre_names=names, metadata=metadata)
+    except json.JSONDecodeError as err:
+        raise _not_a_log(path, f"`metadata_json` is not valid JSON: {err}") from err
+    if not isinstance(metadata, dict):
+        raise _not_a_log(path, f"`metadata_json` must hold a JSON object, got {metadata!r:.60}")
+    fields = {k: data[k] for k in ("time_s", "state", "control", "flags", "manoeuvre")}
+    names = tuple(str(s) for s in np.atleast_1d(data["manoeuvre_names"]))
+    log = DriveLog(
+        **fields, state_true=data.get("state_true"), manoeuvre_names=names, metadata=metadata
+    )
     validate_log(log, min_samples=min_samples)
     return log

@@ -29,15 +29,15 @@ MANOEUVRES = (
 # Power-over: steer 0.3 rad into the turn at the drift speed, full torque (2500 N·m breaks the
 # rear loose at 10 m/s within about 0.5 s), and hand over to the stabiliser at |β| = 6°, early,
 # because yaw builds up fast: handing over at 10-15° overshoots past 60° about half the time.
-_POWER_OVER_SWITCH_RAD = float(np.radians(6.0))
-_ENTRY_STEER_RAD = 0.3
-_ENTRY_TORQUE_NM = 2500.0
-_ABORT_SIDESLIP_RAD = float(np.radians(57.0))
-_SPEED_GAIN_NMPS = 600.0  # speed controller: N·m per m/s of speed error
-_SPEED_FEEDFORWARD_NM = 150.0  # about the rolling resistance of the plant's tyres at 10 m/s
-_CATCH_TORQUE_NM = 300.0
+POWER_OVER_SWITCH_RAD = float(np.radians(6.0))
+ENTRY_STEER_RAD = 0.3
+ENTRY_TORQUE_NM = 2500.0
+ABORT_SIDESLIP_RAD = float(np.radians(57.0))
+SPEED_GAIN_NMPS = 600.0  # speed controller: N·m per m/s of speed error
+SPEED_FEEDFORWARD_NM = 150.0  # about the rolling resistance of the plant's tyres at 10 m/s
+CATCH_TORQUE_NM = 300.0
 
-_MIXES = {
+MIXES = {
     # name: (speed range [m/s], steer amplitude [rad], sine frequency [Hz], drift |β| centre [deg],
     #        drift β wobble amplitude [deg], drift β wobble frequency [Hz], drift hold [s])
     "train": (
@@ -63,7 +63,7 @@ _MIXES = {
 
 def _segment(rng, kind, rate, mix, drift_speed):
     """Arrays (mode, steer, speed_ref, torque, beta_ref, manoeuvre) of one manoeuvre."""
-    speeds, steer_amp, sine_f, beta_c, beta_a, beta_f, hold = _MIXES[mix]
+    speeds, steer_amp, sine_f, beta_c, beta_a, beta_f, hold = MIXES[mix]
     u = lambda lo_hi: rng.uniform(*lo_hi)
     side = rng.choice([-1.0, 1.0])
     parts = []  # (manoeuvre name, mode, duration [s], steer(t), speed_ref, torque, beta_ref(t))
@@ -104,7 +104,7 @@ def _segment(rng, kind, rate, mix, drift_speed):
         parts.append(("speed_change", MODE_SPEED, 3.0, lambda t: amp + 0 * t, speeds[1], 0.0, None))
     elif kind == "drift":
         # Approach in a steady left (side = -1: β < 0) or right turn, power over, hold, exit.
-        into_turn = -side * _ENTRY_STEER_RAD
+        into_turn = -side * ENTRY_STEER_RAD
         centre, wobble, f = u(beta_c), u(beta_a), u(beta_f)
         beta_ref = lambda t: side * np.radians(centre + wobble * np.sin(2 * np.pi * f * t))
         parts.append(
@@ -125,7 +125,7 @@ def _segment(rng, kind, rate, mix, drift_speed):
                 2.0,
                 lambda t: into_turn + 0 * t,
                 drift_speed,
-                _ENTRY_TORQUE_NM,
+                ENTRY_TORQUE_NM,
                 beta_ref,
             )
         )
@@ -168,8 +168,8 @@ def manoeuvre_programme(
     grip manoeuvres (cornering, step and sine steer, speed changes). Returns per-step arrays
     `mode`, `steer` [rad], `speed_ref` [m/s], `torque` [N·m], `beta_ref` [rad], `manoeuvre`
     (index into MANOEUVRES) and `segment_start` (bool)."""
-    if mix not in _MIXES:
-        raise ValueError(f"`mix` must be one of {sorted(_MIXES)}, got {mix!r}.")
+    if mix not in MIXES:
+        raise ValueError(f"`mix` must be one of {sorted(MIXES)}, got {mix!r}.")
     n_total = round(duration_s * rate_hz)
     grip = ("grip_cornering", "step_steer", "sine_steer", "speed_change")
     segments, n = [], 0

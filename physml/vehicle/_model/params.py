@@ -3,7 +3,7 @@
 Defaults are the Toyota Supra prior of Djeumou et al., "One model to drift them all", CoRL 2024,
 appendix A.1 (m, I_z, I_w, R, a, b). Friction belongs to the tyre models, not here.
 Every parameter is a float array field so that the user can choose which ones are learned
-(see `trainable_spec` in `_identify.py`); the rest stay fixed.
+(`physml.vehicle.trainable_spec`); the rest stay fixed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
+
+from .._tires.base import float_array
 
 _POSITIVE = (
     "mass_kg",
@@ -26,10 +28,6 @@ _POSITIVE = (
 )
 
 
-def _f(x) -> Array:
-    return jnp.asarray(x, dtype=float)
-
-
 class VehicleParams(eqx.Module):
     """Vehicle parameters of the single-track model (SI units).
 
@@ -39,21 +37,35 @@ class VehicleParams(eqx.Module):
         wheel_inertia_kgm2: rear axle rotational inertia I_w [kg m²].
         wheel_radius_m: rear wheel effective rolling radius R [m].
         a_m, b_m: distance from the centre of mass to the front / rear axle [m].
-        mu: tyre-road friction coefficient [-] (used by the Fiala and magic-formula tyres through
-            the normal load; the learned tyres carry their own peak coefficients).
         gravity_mps2: gravitational acceleration g [m/s²].
         torque_gain: drive model, wheel torque = torque_gain · τ [-]; τ is the commanded drive
             torque at the rear axle [N m]. Learn it to absorb a driveline-efficiency mismatch.
     """
 
-    mass_kg: Float[Array, ""] = eqx.field(default_factory=lambda: _f(2048.0), converter=_f)
-    yaw_inertia_kgm2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(3675.0), converter=_f)
-    wheel_inertia_kgm2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(6.0), converter=_f)
-    wheel_radius_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(0.368), converter=_f)
-    a_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.345), converter=_f)
-    b_m: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.522), converter=_f)
-    gravity_mps2: Float[Array, ""] = eqx.field(default_factory=lambda: _f(9.81), converter=_f)
-    torque_gain: Float[Array, ""] = eqx.field(default_factory=lambda: _f(1.0), converter=_f)
+    mass_kg: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(2048.0), converter=float_array
+    )
+    yaw_inertia_kgm2: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(3675.0), converter=float_array
+    )
+    wheel_inertia_kgm2: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(6.0), converter=float_array
+    )
+    wheel_radius_m: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(0.368), converter=float_array
+    )
+    a_m: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(1.345), converter=float_array
+    )
+    b_m: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(1.522), converter=float_array
+    )
+    gravity_mps2: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(9.81), converter=float_array
+    )
+    torque_gain: Float[Array, ""] = eqx.field(
+        default_factory=lambda: float_array(1.0), converter=float_array
+    )
 
     def __check_init__(self):
         for name in _POSITIVE:

@@ -1,43 +1,22 @@
 """The plant: CommonRoad's single-track drift model (`vehicle_dynamics_std`) ported to JAX.
 
-This is the vehicle that generates the identification data and is driven in closed loop. It is
-deliberately *not* the model physml learns: it has magic-formula combined-slip tyres on both
-axles, quasi-static load transfer, and front and rear wheel-speed dynamics.
+The vehicle that generates the identification data and is driven in closed loop; deliberately
+*not* the model physml learns: magic-formula combined-slip tyres on both axles
+(`magic_formula.py`), quasi-static load transfer, front and rear wheel-speed dynamics. Source:
+commonroad-vehicle-models 3.0.2 (BSD-3), `vehicle_dynamics_std.py`; Althoff & Würsching,
+"CommonRoad: Vehicle Models", 2020, Sec. 7. `tests/vehicle/test_plant.py` checks the right-hand
+side against the package to 1e-9 relative in float64.
 
-Source: `vehiclemodels/vehicle_dynamics_std.py` and `utils/tire_model.py` of
-commonroad-vehicle-models 3.0.2 (BSD-3), documented in Althoff & Würsching, "CommonRoad: Vehicle
-Models", 2020, Sec. 7 (single-track drift model); tyre: Pacejka, "Tire and Vehicle Dynamics",
-3rd ed. (2012), Sec. 4.3.2. Written here from those equations; `tests/vehicle/test_plant.py`
-checks the right-hand side against the package to 1e-9 relative in float64.
-
-State (the package's order and units), `x: Float[Array, "9"]`:
-
-    0 x_m      position x in the world frame [m]
-    1 y_m      position y in the world frame [m]
-    2 steer    front-wheel steering angle δ [rad], positive = left
-    3 speed    speed of the centre of gravity V [m/s]
-    4 yaw      heading ψ [rad], counter-clockwise
-    5 yaw_rate r = ψ̇ [rad/s], positive = turning left
-    6 sideslip β [rad]: angle of the CoG velocity from the heading, positive = velocity to the
-               left of the heading (ISO 8855: x forward, y left, z up)
-    7 omega_f  front wheel speed ω_f [rad/s]
-    8 omega_r  rear wheel speed ω_r [rad/s]
-
-Package input, `u_cr: Float[Array, "2"]`: steering rate δ̇ [rad/s] and longitudinal
-acceleration a_x [m/s²]. The package turns a_x into wheel torque as T = m R_w a_x: drive torque
-for a_x > 0 (share T_se on the front axle, 0 for vehicle 2, so all of it on the rear), brake
-torque for a_x < 0 (share T_sb = 0.66 front, 0.34 rear). `DriftPlant.vector_field` takes the
-physical input (steering command δ_cmd [rad], wheel torque τ [N·m]) instead, and maps it through
-`Actuators` onto (δ̇, a_x = τ / (m R_w)), the exact inverse of the package's torque map.
-
-Low speed. The package blends the dynamic model with a kinematic single-track model by the
-weight w = ½(1 + tanh((V − 0.2)/0.05)) and switches the slip angles and β̇ of the dynamic part
-off below V = 0.1 m/s. The port keeps both, so it equals the package everywhere. Switches are
-`jnp.where` with the untaken branch evaluated at a safe denominator (V replaced by 1 where
-V ≤ 0.1), so values *and* gradients stay finite down to V = 0. The right-hand side is
-piecewise smooth: its derivative jumps at V = 0.1 m/s (where the dynamic part has weight 0.018)
-and where a max(0, ·) or an input constraint becomes active. The model is valid for forward
-motion with |β| < 90° (V cos β > 0); `collect` flags anything outside |β| ≤ 60°, V ≥ 4 m/s.
+State `x: Float[Array, "9"]` (the package's order; indices `IX` … `IOMEGAR`, names
+`STATE_NAMES`): position x, y [m]; steering angle δ [rad] (> 0 left); speed V [m/s]; heading ψ
+[rad]; yaw rate r [rad/s] (> 0 left); sideslip β [rad] (> 0: velocity left of the heading,
+ISO 8855); front and rear wheel speeds ω_f, ω_r [rad/s].
+Package input `u_cr`: steering rate δ̇ [rad/s], acceleration a_x [m/s²], turned into wheel torque
+T = m R_w a_x (drive on the rear axle for vehicle 2; brakes 0.66 front / 0.34 rear).
+`DriftPlant.vector_field` takes the physical input (δ_cmd [rad], τ [N·m]) through `Actuators`
+onto (δ̇, a_x = τ / (m R_w)). Below V = 0.2 m/s the package blends in a kinematic model, kept
+here, with switches written so that values and gradients stay finite down to V = 0. Valid for
+forward motion with |β| < 90°; `collect` flags anything outside |β| ≤ 60°, V ≥ 4 m/s.
 """
 
 from __future__ import annotations
@@ -48,7 +27,13 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .actuators import Actuators
-from .params import MagicFormulaCoefficients, PlantParameters, drift_bmw_320i
+from .magic_formula import (
+    lateral_force,
+    lateral_force_combined,
+    longitudinal_force,
+    longitudinal_force_combined,
+)
+from .params import PlantParameters, drift_bmw_320i
 
 GRAVITY_MPS2 = 9.81  # the package's value
 #: Names of the plant state components, in order (see the module docstring for units).
@@ -66,84 +51,17 @@ STATE_NAMES = (
 IX, IY, ISTEER, ISPEED, IYAW, IYAWRATE, ISIDESLIP, IOMEGAF, IOMEGAR = range(9)
 
 # The package's low-speed constants (vehicle_dynamics_std.py): blend centre, blend width, and
-# the speed below which slip angles and the dynamic β̇ are switched off [m/s].
+# the speed below which slip angles and the dynamic β̇ are switched off [m/s]. The switches are
+# `jnp.where` with the untaken branch evaluated at a safe denominator (V replaced by 1 where
+# V ≤ 0.1), so values and gradients stay finite; the right-hand side is piecewise smooth, its
+# derivative jumping at V = 0.1 m/s (dynamic weight 0.018 there) and where a max(0, ·) or an
+# input constraint becomes active.
 _V_BLEND = 0.2
 _V_BLEND_WIDTH = 0.05
 _V_MIN = _V_BLEND / 2
 _KINEMATIC_WHEEL_TIME_CONSTANT_S = 0.02
 
 Scalar = Float[Array, ""]
-
-
-def _shape(b, e, x):
-    """The magic-formula argument B x − E (B x − atan(B x)) inside the outer atan."""
-    bx = b * x
-    return jnp.arctan(bx - e * (bx - jnp.arctan(bx)))
-
-
-def longitudinal_force(
-    brake_slip: Float[ArrayLike, ""],
-    normal_load_n: Float[ArrayLike, ""],
-    c: MagicFormulaCoefficients,
-) -> Scalar:
-    """Pure-slip longitudinal force F_x0 [N] (Pacejka 2012, eq. 4.E9, package variant)."""
-    kappa = -jnp.asarray(brake_slip)
-    s_hx = c.p_hx1
-    s_vx = normal_load_n * c.p_vx1
-    kappa_x = kappa + s_hx
-    d_x = c.p_dx1 * normal_load_n
-    k_x = normal_load_n * c.p_kx1
-    b_x = k_x / (c.p_cx1 * d_x)
-    return d_x * jnp.sin(c.p_cx1 * _shape(b_x, c.p_ex1, kappa_x) + s_vx)
-
-
-def lateral_force(
-    slip_angle: Float[ArrayLike, ""],
-    normal_load_n: Float[ArrayLike, ""],
-    c: MagicFormulaCoefficients,
-) -> tuple[Scalar, Scalar]:
-    """Pure-slip lateral force F_y0 [N] and friction coefficient μ_y (Pacejka 2012, eq. 4.E19).
-
-    With γ = 0 the shifts S_hy and S_vy vanish and μ_y = p_dy1.
-    """
-    mu_y = c.p_dy1 * jnp.ones_like(jnp.asarray(normal_load_n))
-    d_y = mu_y * normal_load_n
-    k_y = normal_load_n * c.p_ky1
-    b_y = k_y / (c.p_cy1 * d_y)
-    return d_y * jnp.sin(c.p_cy1 * _shape(b_y, c.p_ey1, slip_angle)), mu_y
-
-
-def longitudinal_force_combined(
-    brake_slip: Float[ArrayLike, ""],
-    slip_angle: Float[ArrayLike, ""],
-    pure_force_n: Float[ArrayLike, ""],
-    c: MagicFormulaCoefficients,
-) -> Scalar:
-    """Combined-slip longitudinal force F_x [N]: F_x0 weighted by G_xα (Pacejka 2012, 4.E50)."""
-    s_h = c.r_hx1
-    alpha_s = slip_angle + s_h
-    b = c.r_bx1 * jnp.cos(jnp.arctan(c.r_bx2 * brake_slip))
-    d = pure_force_n / jnp.cos(c.r_cx1 * _shape(b, c.r_ex1, s_h))
-    return d * jnp.cos(c.r_cx1 * _shape(b, c.r_ex1, alpha_s))
-
-
-def lateral_force_combined(
-    brake_slip: Float[ArrayLike, ""],
-    slip_angle: Float[ArrayLike, ""],
-    mu_y: Float[ArrayLike, ""],
-    normal_load_n: Float[ArrayLike, ""],
-    pure_force_n: Float[ArrayLike, ""],
-    c: MagicFormulaCoefficients,
-) -> Scalar:
-    """Combined-slip lateral force F_y [N]: F_y0 weighted by G_yκ, plus S_vyκ (Pacejka 2012,
-    4.E58)."""
-    s_h = c.r_hy1
-    kappa_s = brake_slip + s_h
-    b = c.r_by1 * jnp.cos(jnp.arctan(c.r_by2 * (slip_angle - c.r_by3)))
-    d = pure_force_n / jnp.cos(c.r_cy1 * _shape(b, c.r_ey1, s_h))
-    d_v = mu_y * normal_load_n * c.r_vy1 * jnp.cos(jnp.arctan(c.r_vy4 * slip_angle))
-    s_v = d_v * jnp.sin(c.r_vy5 * jnp.arctan(c.r_vy6 * brake_slip))
-    return d * jnp.cos(c.r_cy1 * _shape(b, c.r_ey1, kappa_s)) + s_v
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ ExpTanh tyre on each axle, for robust (sampled-model) MPC.
 Likelihood: the CoRL 2024 multi-step rollout, as a Gaussian: for fixed training windows k,
 y_{k+j} ~ N(ŷ_{k+j}, σ²), j = 1..H, with ŷ rolled out from the measured y_k and σ (per state)
 fixed: `noise_std`, default 5% of each state's standard deviation in the log, standing for
-sensor noise plus model error. (Learning σ on near-noise-free data sends it to zero and gives
-NUTS a funnel it cannot adapt to in a short CPU run.) Priors: ExpTanh raw coefficients Normal
-around the initial model (a MAP fit from `identify` is the natural centre) with width
-`prior_scale`; each chosen vehicle parameter LogNormal around its initial value, 10% spread.
+sensor noise plus model error (fixed, not learned: see docs/notes/2026-12-01-vehicle-
+identification-findings.md). Priors: ExpTanh raw coefficients Normal around the initial model
+(a MAP fit from `identify` is the natural centre) with width `prior_scale`; each chosen
+vehicle parameter LogNormal around its initial value, 10% spread.
 Windows overlap in noise (consecutive states share the measurement of y_k), which makes the
 posterior somewhat too narrow; use few, spaced windows (the default takes them ≥ 1 s apart).
 """
@@ -21,7 +21,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from numpyro.infer import MCMC, NUTS, init_to_median
 
 from .._data.log import DriveLog
 from .._model.params import VehicleParams
@@ -127,10 +130,6 @@ def identify_bayes(
     Returns:
         A `BayesResult`.
     """
-    import numpyro
-    import numpyro.distributions as dist
-    from numpyro.infer import MCMC, NUTS, init_to_median
-
     if not isinstance(data, DriveLog):
         raise TypeError(f"`data` must be a DriveLog, got {type(data).__name__}.")
     model = SingleTrackModel(VehicleParams(), ExpTanh(), ExpTanh()) if model is None else model

@@ -1,10 +1,8 @@
 """Axle forces estimated from a driving log, and tyre models fitted to them (initialisation).
 
-The rollout loss of `identify` is non-convex in the tyre parameters: started from textbook
-values, a Fiala tyre can slide into a poor optimum (a small μ, so that the rear friction circle
-stops punishing wheel spin). A data-driven start avoids that. The single-track equations
-(Djeumou et al., CoRL 2024, A.1, with F_xf = 0) written in body axes are linear in the axle
-forces, so smoothed measured states and their derivatives give them sample by sample:
+The single-track equations (Djeumou et al., CoRL 2024, A.1, with F_xf = 0) written in body
+axes are linear in the axle forces, so smoothed measured states and their derivatives give them
+sample by sample:
 
     a_x = V̇ cos β − V (β̇ + r) sin β,   a_y = V̇ sin β + V (β̇ + r) cos β     [m/s²]
     m a_y = F_yf cos δ + F_yr,   I_z ṙ = a F_yf cos δ − b F_yr,   m a_x = F_xr − F_yf sin δ
@@ -13,16 +11,17 @@ forces, so smoothed measured states and their derivatives give them sample by sa
 
 (states smoothed and differentiated by a Savitzky–Golay filter, cubic, 0.15 s window;
 Savitzky & Golay, Anal. Chem. 36 (1964) 1627). Each tyre is then fitted to these force points
-against the model's slips by a robust (soft-L1) nonlinear least-squares fit, from several
-starts for the models with few parameters. This is an initialisation only: the plant has load
-transfer, drag and combined-slip effects that the estimates lump into the axle forces, and
-`identify` refines the tyres on the rollout loss.
+against the model's slips by a robust (soft-L1) nonlinear least-squares fit, from the tyre's
+own starts, within its own bounds, on the part of it that it says is fitted
+(`AbstractTireModel.fit_starts`, `fit_bounds`, `fitted_to_forces`). This is an initialisation
+only: the estimates lump the plant's load transfer, drag and combined-slip effects into the
+axle forces, and `identify` refines the tyres on the rollout loss.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -35,7 +34,7 @@ from scipy.signal import savgol_filter
 from .._data.log import DriveLog
 from .._model.params import VehicleParams
 from .._model.single_track import SingleTrackModel
-from .._tires.base import AbstractTireModel
+from .._tires.base import AbstractTireModel, FitBounds
 from .._tires.fiala import Fiala
 
 #: Savitzky–Golay window [samples at 100 Hz] and polynomial order of the state smoother.
@@ -110,28 +109,15 @@ def axle_force_estimates(
     )
 
 
-#: Per tyre class: the fields fitted to the forces, with box bounds on their (raw) values. Tyres
-#: not listed here are fitted in all their inexact arrays, unbounded. The neural ODE keeps its
-#: network and its offset/centre at their neutral start; its curve-shape scalars are bounded so
-#: that the fit cannot reach rates where the tabulated solution is poorly resolved.
-_FIT_FIELDS = {
-    "Fiala": {"mu": (0.05, 3.0), "c_alpha": (0.3, 100.0), "c_sigma": (0.1, 100.0)},
-    "NeuralODETire": {
-        "raw_slope": (0.5, 60.0),
-        "raw_inflection": (-4.0, 0.5),
-        "log_curvature": (-3.0, 4.0),
-        "log_relaxation": (-3.0, 4.0),
-        "raw_c0": (-3.0, 3.0),
-        "raw_d": (-3.0, 3.0),
-    },
-}
-
-
-def _least_squares(residual, starts, f_scale):
-    """Robust least squares of `residual(tire)`; the best fit over `starts` (tyres of one class)."""
-
+def _least_squares(
+    residual: Callable[[AbstractTireModel], jax.Array],
+    starts: tuple[AbstractTireModel, ...],
+    fields: FitBounds | None,
+    f_scale: float,
+) -> AbstractTireModel:
+    """Robust least squares of `residual(tire)` in the bounded `fields` of the tyre (None: all
+    its inexact arrays, unbounded); the best fit over `starts` (tyres of one class)."""
     first = starts[0]
-    fields = _FIT_FIELDS.get(type(first).__name__)
     if fields is None:
         get = lambda t: eqx.filter(t, eqx.is_inexact_array)
         lo = hi = None
@@ -184,10 +170,18 @@ def fit_tires_to_forces(
     """`front.lateral` fitted to (α_f, F_yf) and `rear.combined` to (α_r, σ_r, F_yr, F_xr), per
     unit load, by soft-L1 least squares (residual scale `f_scale` [force / F_z]).
 
-    Fiala tyres are fitted from a grid of starts (μ ∈ {0.6, 1, 1.4}, C_α/F_z ∈ {5, 12, 25},
-    C_σ/F_z ∈ {1, 5, 15}); other tyres from their given parameters. Tyres whose forces depend on
-    the state features are fitted at zero features (their feature network starts neutral).
+    Each tyre says what is fitted and from where (`AbstractTireModel.fitted_to_forces`,
+    `fit_starts`, `fit_bounds`): e.g. Fiala from a grid of starts, neural-ExpTanh in its base
+    curve (its feature network stays neutral), the MLP not at all. Forces are evaluated at
+    zero state features.
     """
+    for name, tire in (("front", front), ("rear", rear)):
+        if not isinstance(tire, AbstractTireModel):
+            raise TypeError(f"`{name}` must be a tyre model, got {type(tire).__name__}.")
+    if not isinstance(est, ForceEstimates):
+        raise TypeError(
+            f"`est` must be the ForceEstimates of `axle_force_estimates`, got {type(est).__name__}."
+        )
     zeros = jnp.zeros(4)
     a_f, a_r, s_r = (jnp.asarray(x) for x in (est.alpha_f, est.alpha_r, est.sigma_r))
     fy_f, fy_r, fx_r = (jnp.asarray(x) for x in (est.fy_f, est.fy_r, est.fx_r))
@@ -201,13 +195,11 @@ def fit_tires_to_forces(
         fy, fx = jax.vmap(lambda a, s: t.combined(a, s, 1.0, zeros))(a_r, s_r)
         return jnp.concatenate([fy - fy_r, fx - fx_r])
 
-    def starts(t, with_sigma):
-        if not isinstance(t, Fiala):
-            return [t]
-        grid = itertools.product((0.6, 1.0, 1.4), (5.0, 12.0, 25.0), (1.0, 5.0, 15.0))
-        out = {(mu, ca, cs if with_sigma else 15.0) for mu, ca, cs in grid}
-        return [Fiala(mu, ca, cs) for mu, ca, cs in sorted(out)]
+    def fit(residual, combined):
+        return lambda t: _least_squares(
+            residual, t.fit_starts(combined=combined), t.fit_bounds(), f_scale
+        )
 
-    front = _least_squares(res_front, starts(front, False), f_scale)
-    rear = _least_squares(res_rear, starts(rear, True), f_scale)
+    front = front.fitted_to_forces(fit(res_front, False))
+    rear = rear.fitted_to_forces(fit(res_rear, True))
     return front, rear

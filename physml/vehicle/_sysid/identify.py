@@ -7,7 +7,7 @@ normalised by that state's standard deviation over the training data. The split 
 and validation data is by time (the last `val_fraction` of the log), so the validation windows
 are never seen, not even overlapping; early stopping watches the validation loss, on windows of
 `val_horizon` steps: longer ones (0.5-1 s) than the training windows let it see open-loop
-behaviour that 0.2-s windows miss (issue 5: a rear wheel speed that runs away over a second).
+behaviour that 0.2-s windows miss, such as a slowly diverging rear wheel speed.
 Fitting goes through `physml.kernels.fit`, the loop shared with variational Monte Carlo.
 """
 
@@ -45,9 +45,9 @@ def make_model(
     """A single-track model with a fresh tyre of kind `tire` on each axle.
 
     With `data` (a `DriveLog`), the tyres start from a fit to the axle forces estimated from the
-    log (`force_estimates.py`): Fiala and the magic formula from all their parameters (Fiala
-    from several starts), the ExpTanh curve (also the base of neural-ExpTanh, whose network
-    starts neutral) and the neural ODE's scalar parameters. The MLP keeps its random start.
+    log (`axle_force_estimates`, `fit_tires_to_forces`), each in the way the tyre says
+    (`AbstractTireModel.fitted_to_forces`: Fiala from a grid of starts, neural-ExpTanh in its
+    base curve, the neural ODE in its scalar parameters; the MLP keeps its random start).
     Without `data`, the textbook defaults of each tyre.
     """
     kf, kr = jax.random.split(key)
@@ -57,12 +57,7 @@ def make_model(
         if not isinstance(data, DriveLog):
             raise TypeError(f"`data` must be a DriveLog or None, got {type(data).__name__}.")
         est = axle_force_estimates(data, params)
-        if tire == "neural_exptanh":
-            base_f, base_r = fit_tires_to_forces(front.base, rear.base, est)
-            front = eqx.tree_at(lambda t: t.base, front, base_f)
-            rear = eqx.tree_at(lambda t: t.base, rear, base_r)
-        elif tire != "mlp":
-            front, rear = fit_tires_to_forces(front, rear, est)
+        front, rear = fit_tires_to_forces(front, rear, est)
     return SingleTrackModel(params, front, rear, speed_floor_mps)
 
 
@@ -210,7 +205,7 @@ def identify(
         batch_size, horizon, min_horizon: windows per step and their length range [steps].
         val_horizon: length of the validation windows [steps] (default `horizon`). Longer than
             the training windows (e.g. 100 = 1 s) lets early stopping see open-loop behaviour
-            that short windows miss, such as a slowly diverging wheel speed (issue 5).
+            that short windows miss, such as a slowly diverging wheel speed.
         val_fraction: last fraction of the log (by time) held out for validation.
         val_every, patience: validation period and early-stopping patience [steps].
         max_val_windows: number of evenly spaced full-length validation windows.

@@ -1,16 +1,20 @@
-"""The abstract tyre model: (slip, normal load, state features) -> force.
+"""The abstract tyre model: (slip, normal load, state features) -> force per axle [N].
 
 Sign conventions (SAE-like, as in the single-track model of Djeumou et al., CoRL 2024, A.1):
 - slip angle α [rad] > 0 gives a lateral force F_y < 0 (the force opposes the slip);
 - slip ratio σ [-] > 0 (wheel faster than the ground) gives a drive force F_x > 0.
 - state features are (r [rad/s], V [m/s], β [rad], ω_r [rad/s]); only the neural-ExpTanh tyre
   uses them, the others ignore them.
-The front axle uses `lateral`, the rear (driven) axle uses `combined`. Forces are per axle [N].
+The front axle uses `lateral`, the rear (driven) axle uses `combined`. Each tyre also says how
+it is started from axle forces estimated from a log (`fit_starts`, `fit_bounds`,
+`fitted_to_forces`; used by `physml.vehicle.fit_tires_to_forces`).
 """
 
 from __future__ import annotations
 
 import abc
+import math
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -19,9 +23,16 @@ from jaxtyping import Array, ArrayLike, Float
 
 Scalar = Float[ArrayLike, ""]
 Features = Float[ArrayLike, "4"]
+#: Box bounds on the raw values of named fields, for a fit to axle forces.
+FitBounds = dict[str, tuple[float, float]]
 
 #: Smoothing of the combined-slip magnitude sqrt(x² + ε²) so that its gradient is finite at zero.
 SLIP_EPS = 1e-4
+
+
+def float_array(x) -> Array:
+    """`x` as a float array of the default float dtype (the converter of parameter fields)."""
+    return jnp.asarray(x, dtype=float)
 
 
 def smooth_norm(x: Array, y: Array, eps: float = SLIP_EPS) -> Array:
@@ -64,12 +75,28 @@ class AbstractTireModel(eqx.Module):
         feats = jnp.zeros(4)
         return jax.vmap(lambda a: prepared.lateral(a, normal_load, feats))(slip_angle)
 
+    def fit_starts(self, *, combined: bool) -> tuple[AbstractTireModel, ...]:
+        """Tyres of this class to start a fit to axle forces from: of `lateral` (front axle) or,
+        with `combined=True`, of `combined` (rear). The default is this tyre alone."""
+        return (self,)
+
+    def fit_bounds(self) -> FitBounds | None:
+        """The fields fitted to axle forces with box bounds on their values, or None: every
+        inexact array of the tyre, unbounded (the default)."""
+        return None
+
+    def fitted_to_forces(
+        self, fit: Callable[[AbstractTireModel], AbstractTireModel]
+    ) -> AbstractTireModel:
+        """This tyre started from axle forces: `fit(tyre)` fits a tyre from its `fit_starts`
+        within its `fit_bounds`. The default fits this tyre itself; a tyre may fit a part of
+        itself (neural-ExpTanh: its base curve) or nothing (the MLP)."""
+        return fit(self)
+
 
 def softplus(x: Array) -> Array:
     return jax.nn.softplus(x)
 
 
 def inverse_softplus(y: float) -> float:
-    import math
-
     return y + math.log(-math.expm1(-y))

@@ -1,32 +1,26 @@
 """ExpTanh and neural-ExpTanh tyres (Djeumou et al., CoRL 2024, eq. 14).
 
-    E(z) = c1 + c2 exp(−c3 |z|) tanh(c4 (z − c5)),   c3, c4 ≥ 0.
+    E(z) = c1 + c2 exp(−c3 |z|) tanh(c4 (z − c5)),   c3 = softplus(ĉ3), c4 = softplus(ĉ4) ≥ 0,
 
-c3 = softplus(ĉ3) and c4 = softplus(ĉ4), so the constraint holds for every parameter value. The
-curve is bounded, |E| ≤ |c1| + |c2|, saturates to c1 as |z| → ∞ (for c3 > 0), and has at most
-one extremum on each side of c5: for z > max(c5, 0), E' ∝ c4 sech²(u) − c3 tanh(u) with
-u = c4 (z − c5) and sech²/tanh decreasing, so E' changes sign at most once; on the other side the
-same argument with tanh < 0.
+so for every parameter value E is bounded (|E| ≤ |c1| + |c2|), saturates to c1 as |z| → ∞
+(c3 > 0) and has at most one extremum on each side of c5 (for z > max(c5, 0),
+E' ∝ c4 sech²(u) − c3 tanh(u), u = c4 (z − c5), changes sign at most once; likewise below).
 
-Front axle: F_y = −F_z E(tan α). Rear axle (combined slip, CoRL 2024 eq. 14): the magnitude of
-the force is F_z M(ρ) with ρ = sqrt(tan²α + c0 σ²) and the direction is the learned unit vector
-(−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0), d = softplus(d̂). Coefficients are per unit load.
-
-The magnitude is the ExpTanh curve on ρ ≥ 0 written so that it is a magnitude for every
-parameter value (issue 5: with E itself, c1 ≤ 0 or c5 > 0 give a force that vanishes or pushes
-the wheel at large or small slip, and the identified rear wheel ran away open loop):
+Front axle: F_y = −F_z E(tan α). Rear axle (combined slip): magnitude F_z M(ρ) with
+ρ = sqrt(tan²α + c0 σ²), along the unit vector (−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0),
+d = softplus(d̂); the magnitude is the ExpTanh curve on ρ ≥ 0 written as one for every value,
 
     M(ρ) = |c2| tanh(c4 ρ) (λ + (1 − λ) e^{−c3 ρ}),   λ = λ_min + (1 − λ_min) sigmoid(c1),
 
-c5 unused. M(0) = 0, M ≥ 0, M'(0) = |c2| c4 > 0, M ≤ |c2|, and M(ρ) → λ |c2| ≥ λ_min |c2| as
-ρ → ∞ (the sliding force is at least `SLIDE_MIN` of the peak scale). Hence at α = 0,
-F_x = F_z M(√c0 |σ|) sgn σ: F_x σ ≥ 0, the force opposing wheel spin grows linearly from σ = 0
-(slope F_z |c2| c4 √c0) and never falls below F_z λ_min |c2| tanh(·) under spin. The free wheel
-(ω̇_r = (k τ − R F_x) / I_w, τ = 0) is therefore stable for every parameter value, and a driven
-wheel can only spin up under a torque beyond the sliding force, as a real one does.
+c5 unused: M(0) = 0, 0 ≤ M ≤ |c2|, M'(0) = |c2| c4 > 0, M(∞) = λ |c2| ≥ λ_min |c2| (`SLIDE_MIN`).
+At α = 0 the drive force F_x σ ≥ 0 opposes wheel spin, so the free wheel
+(ω̇_r = (k τ − R F_x) / I_w, τ = 0) is stable for every parameter value. Coefficients are per
+unit load.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -37,14 +31,11 @@ from .base import (
     AbstractTireModel,
     Features,
     Scalar,
+    float_array,
     inverse_softplus,
     smooth_norm,
     softplus,
 )
-
-
-def _f(x) -> Array:
-    return jnp.asarray(x, dtype=float)
 
 
 def exptanh(z: Array, c: Float[Array, "5"]) -> Array:
@@ -89,9 +80,9 @@ class ExpTanh(AbstractTireModel):
     the logit of its sliding level there, c5 is unused).
     """
 
-    raw: Float[Array, "5"] = eqx.field(default_factory=_default_raw, converter=_f)
-    raw_c0: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=_f)
-    raw_d: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=_f)
+    raw: Float[Array, "5"] = eqx.field(default_factory=_default_raw, converter=float_array)
+    raw_c0: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=float_array)
+    raw_d: Float[Array, ""] = eqx.field(default=inverse_softplus(1.0), converter=float_array)
 
     @property
     def coefficients(self) -> Float[Array, "5"]:
@@ -182,6 +173,12 @@ class NeuralExpTanh(AbstractTireModel):
             slip_ratio,
             normal_load,
         )
+
+    def fitted_to_forces(
+        self, fit: Callable[[AbstractTireModel], AbstractTireModel]
+    ) -> AbstractTireModel:
+        """The base ExpTanh fitted to axle forces; the network stays at its neutral start."""
+        return eqx.tree_at(lambda t: t.base, self, fit(self.base))
 
     def force_bound(self, normal_load: Scalar) -> Array:
         m = self.max_delta

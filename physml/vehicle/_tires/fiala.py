@@ -1,48 +1,43 @@
-"""Fiala brush tyre with a friction-circle limit on the driven axle.
+"""Fiala brush tyre with a combined-slip coupling on the driven axle.
 
 Fiala, "Seitenkräfte am rollenden Luftreifen", VDI-Zeitschrift 96 (1954); in the form used for
 drifting by Goh & Gerdes and by Djeumou et al. (ICRA 2023, CoRL 2024) as the physics baseline:
-    z = tan α,  tan α_sl = 3 F_max / C_α,
+    z = tan α,  tan α_sl = 3 F_max / C_α,  F_max = μ F_z,
     |α| < α_sl:  F_y = −C_α z + C_α²/(3 F_max) |z| z − C_α³/(27 F_max²) z³,
-    else:        F_y = −F_max sgn α,
-with F_max = μ F_z for a free-rolling axle. Two couplings of the driven (rear) axle's combined
-slip, chosen by the static field `coupling`:
-
-- "slip_vector" (default): the brush law applied to the stiffness-weighted slip magnitude,
-  φ = sqrt((C_σ σ)² + (C_α tan α)²) [N], with the force along the weighted slip vector:
+    else:        F_y = −F_max sgn α.
+The rear axle's combined slip, by the static field `coupling`:
+- "slip_vector" (default): the brush law on the stiffness-weighted slip magnitude
+  φ = sqrt((C_σ σ)² + (C_α tan α)²) [N], along the weighted slip vector:
       |F| = φ − φ²/(3 μF_z) + φ³/(27 (μF_z)²)  (φ < 3 μF_z, else μF_z),
-      F_x = |F| C_σ σ / φ,  F_y = −|F| C_α tan α / φ,
-  the combined-slip brush model of Pacejka, "Tire and Vehicle Dynamics", 3rd ed. (2012),
-  Sec. 3.2.3, written with the practical slips (σ, tan α) instead of the theoretical ones. It
-  reduces to the pure-slip laws at σ = 0 and at α = 0, and a sliding wheel keeps a lateral force
-  in proportion to its lateral slip, as the plant's magic-formula tyre does.
-- "friction_circle": F_x is the brush law in σ, saturating at μF_z, and the lateral law is
-  derated to F_max = sqrt((μF_z)² − F_x²) (as in Goh & Gerdes and Djeumou et al., ICRA 2023,
-  where F_x is a commanded input). Under wheel spin F_x reaches μF_z and the lateral force
-  vanishes whatever the slip angle, which makes a drift unreachable for a physical μ: with
-  spinning wheels in the data, identification then drives μ towards 0.2 (issue 5).
-
-Stiffnesses are per unit normal load (C_α = c_alpha · F_z) so that all parameters are O(1..10)
-and learn at one rate.
+      F_x = |F| C_σ σ / φ,  F_y = −|F| C_α tan α / φ
+  (Pacejka, "Tire and Vehicle Dynamics", 3rd ed. (2012), Sec. 3.2.3, with the practical slips
+  σ, tan α); it reduces to the pure-slip laws at σ = 0 and at α = 0.
+- "friction_circle": F_x is the brush law in σ (saturating at μF_z) and the lateral law is
+  derated to F_max = sqrt((μF_z)² − F_x²) (Goh & Gerdes; Djeumou et al., ICRA 2023): under
+  wheel spin the lateral force vanishes whatever the slip angle.
+Stiffnesses are per unit normal load (C_α = c_alpha · F_z), so all parameters are O(1..10).
+A fit to axle forces starts from a grid of (μ, C_α/F_z, C_σ/F_z) (`FIT_GRID`).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .base import AbstractTireModel, Features, Scalar, smooth_norm
+from .base import AbstractTireModel, Features, FitBounds, Scalar, float_array, smooth_norm
 
 #: Fraction of μF_z that the friction circle always leaves to the lateral force, so that
 #: F_max > 0 and sqrt stays differentiable when |F_x| reaches μF_z.
 _CIRCLE_FLOOR = 1e-3
 #: The couplings of combined slip on the driven axle (module docstring).
 COUPLINGS = ("slip_vector", "friction_circle")
-
-
-def _f(x) -> Array:
-    return jnp.asarray(x, dtype=float)
+#: Starts of a fit to axle forces: μ [-], C_α / F_z [1/rad], C_σ / F_z [-] (all combinations).
+FIT_GRID = ((0.6, 1.0, 1.4), (5.0, 12.0, 25.0), (1.0, 5.0, 15.0))
+#: Box bounds of that fit.
+FIT_BOUNDS = {"mu": (0.05, 3.0), "c_alpha": (0.3, 100.0), "c_sigma": (0.1, 100.0)}
 
 
 def brush(z: Array, stiffness: Array, f_max: Array) -> Array:
@@ -67,9 +62,9 @@ class Fiala(AbstractTireModel):
     Bound: |F| ≤ μ F_z (lateral and combined).
     """
 
-    mu: Float[Array, ""] = eqx.field(default=1.0, converter=_f)
-    c_alpha: Float[Array, ""] = eqx.field(default=12.0, converter=_f)
-    c_sigma: Float[Array, ""] = eqx.field(default=15.0, converter=_f)
+    mu: Float[Array, ""] = eqx.field(default=1.0, converter=float_array)
+    c_alpha: Float[Array, ""] = eqx.field(default=12.0, converter=float_array)
+    c_sigma: Float[Array, ""] = eqx.field(default=15.0, converter=float_array)
     coupling: str = eqx.field(static=True, default="slip_vector")
 
     def __check_init__(self):
@@ -101,3 +96,13 @@ class Fiala(AbstractTireModel):
 
     def force_bound(self, normal_load: Scalar) -> Array:
         return jnp.abs(self.mu) * normal_load
+
+    def fit_starts(self, *, combined: bool) -> tuple[Fiala, ...]:
+        """Every combination of `FIT_GRID`, with this tyre's coupling; for `lateral` alone
+        (`combined=False`) C_σ, which does not enter it, stays at 15."""
+        grid = itertools.product(*FIT_GRID)
+        out = {(mu, ca, cs if combined else 15.0) for mu, ca, cs in grid}
+        return tuple(Fiala(mu, ca, cs, coupling=self.coupling) for mu, ca, cs in sorted(out))
+
+    def fit_bounds(self) -> FitBounds:
+        return FIT_BOUNDS

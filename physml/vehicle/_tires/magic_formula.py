@@ -8,13 +8,9 @@ slip by the cosine weighting functions of the same section (the G-functions of t
 Sec. 4.3.2 "combined slip"; shifts, E and camber omitted):
     F_y = G_yκ(σ, α) F_y0(α),  G_yκ = cos[C_yκ arctan(B_yκ σ)],  B_yκ = r_By1 cos[arctan(r_By2 α)],
     F_x = G_xα(α, σ) F_x0(σ),  G_xα = cos[C_xα arctan(B_xα α)],  B_xα = r_Bx1 cos[arctan(r_Bx2 σ)].
-The second factor of B_yκ matters for drifting (issue 5): with a constant B_yκ (r_By2 = 0, the
-form used here before) the weighting depends on σ alone, so under wheel spin the lateral force
-is cut by the same factor at every slip angle (cos(arctan(6 σ)) ≈ 0.16 at σ = 1): the same
-"no lateral force under spin" as the friction-circle Fiala. Pacejka's r_By2 flattens the
-weighting at large |α|, so a spinning, sliding wheel keeps a lateral force growing with its slip
-angle, as the plant's MF-Tyre set does (r_By2 ≈ 9.2, r_Bx2 ≈ −13.8). Fitted, not imposed: the
-fields start at typical values and are learned with the rest.
+The second factor of B_yκ flattens the weighting at large |α|, so a spinning, sliding wheel
+keeps a lateral force growing with its slip angle, as the plant's MF-Tyre set does
+(r_By2 ≈ 9.2, r_Bx2 ≈ −13.8); all fields start at typical values and are learned.
 Signs follow physml's convention: F_y = −y(α) (opposes the slip angle), F_x = +y(σ).
 """
 
@@ -24,11 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .base import AbstractTireModel, Features, Scalar
-
-
-def _f(x) -> Array:
-    return jnp.asarray(x, dtype=float)
+from .base import AbstractTireModel, Features, Scalar, float_array
 
 
 def magic_formula(x: Array, b: Array, c: Array, d: Array, e: Array) -> Array:
@@ -52,19 +44,19 @@ class MagicFormula(AbstractTireModel):
     Defaults are typical passenger-car values (BCD ≈ 12 F_z per rad laterally).
     """
 
-    mu: Float[Array, ""] = eqx.field(default=1.0, converter=_f)
-    b_y: Float[Array, ""] = eqx.field(default=9.0, converter=_f)
-    c_y: Float[Array, ""] = eqx.field(default=1.35, converter=_f)
-    e_y: Float[Array, ""] = eqx.field(default=-0.5, converter=_f)
-    b_x: Float[Array, ""] = eqx.field(default=11.0, converter=_f)
-    c_x: Float[Array, ""] = eqx.field(default=1.6, converter=_f)
-    e_x: Float[Array, ""] = eqx.field(default=0.0, converter=_f)
-    b_ykappa: Float[Array, ""] = eqx.field(default=6.0, converter=_f)
-    c_ykappa: Float[Array, ""] = eqx.field(default=1.0, converter=_f)
-    b_xalpha: Float[Array, ""] = eqx.field(default=6.0, converter=_f)
-    c_xalpha: Float[Array, ""] = eqx.field(default=1.0, converter=_f)
-    b_ykappa_alpha: Float[Array, ""] = eqx.field(default=9.0, converter=_f)
-    b_xalpha_sigma: Float[Array, ""] = eqx.field(default=13.0, converter=_f)
+    mu: Float[Array, ""] = eqx.field(default=1.0, converter=float_array)
+    b_y: Float[Array, ""] = eqx.field(default=9.0, converter=float_array)
+    c_y: Float[Array, ""] = eqx.field(default=1.35, converter=float_array)
+    e_y: Float[Array, ""] = eqx.field(default=-0.5, converter=float_array)
+    b_x: Float[Array, ""] = eqx.field(default=11.0, converter=float_array)
+    c_x: Float[Array, ""] = eqx.field(default=1.6, converter=float_array)
+    e_x: Float[Array, ""] = eqx.field(default=0.0, converter=float_array)
+    b_ykappa: Float[Array, ""] = eqx.field(default=6.0, converter=float_array)
+    c_ykappa: Float[Array, ""] = eqx.field(default=1.0, converter=float_array)
+    b_xalpha: Float[Array, ""] = eqx.field(default=6.0, converter=float_array)
+    c_xalpha: Float[Array, ""] = eqx.field(default=1.0, converter=float_array)
+    b_ykappa_alpha: Float[Array, ""] = eqx.field(default=9.0, converter=float_array)
+    b_xalpha_sigma: Float[Array, ""] = eqx.field(default=13.0, converter=float_array)
 
     def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
         d = jnp.abs(self.mu) * normal_load

@@ -1,10 +1,13 @@
 """A plain MLP tyre: the unstructured baseline that shows what the structure of the others buys.
 
 F_y = F_z · MLP(tan α / 0.2) on the front axle, (F_y, F_x) = F_z · MLP(tan α / 0.2, σ / 0.2) on
-the rear. No bound, no sign, no saturation: it is only as good as the data it has seen.
+the rear. No bound, no sign, no saturation: it is only as good as the data it has seen, and
+it is not started from axle forces (`fitted_to_forces` returns it unchanged).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -37,3 +40,9 @@ class MLPTire(AbstractTireModel):
         x = jnp.stack([jnp.tan(slip_angle), jnp.asarray(slip_ratio, float)]) / _SLIP_SCALE
         out = normal_load * self.combined_net(x)
         return out[0], out[1]
+
+    def fitted_to_forces(
+        self, fit: Callable[[AbstractTireModel], AbstractTireModel]
+    ) -> AbstractTireModel:
+        """Unchanged: the baseline keeps its random start."""
+        return self

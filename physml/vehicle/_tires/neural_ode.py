@@ -1,39 +1,21 @@
-"""Neural-ODE tyre: the force curve is the solution of a second-order ODE in the slip variable.
+"""Neural-ODE tyre: the force curve solves a second-order ODE in the slip.
 
-After Djeumou et al., ICRA 2023 (arXiv:2306.06330), where the tyre curve solves an ODE in the slip
-whose right-hand side has a fixed sign on each side of a learned inflection point. Here the
-one-sided curve G(u), u ≥ 0 (u = distance from the curve's centre in z = tan α), solves
+After Djeumou et al., ICRA 2023 (arXiv:2306.06330). The one-sided curve G(u), u ≥ 0 (distance
+from the curve's centre in z = tan α), solves
 
     G(0) = 0,  G'(0) = C = softplus(Ĉ)                     (slope ≈ cornering stiffness / F_z)
     0 < u < u_i:  G'' = −(C / u_i + s exp(h₀(u)))           (concave: rises to the peak)
     u > u_i:      G'' = −k exp(h₁(u)) G'                    (relaxes to the sliding force)
 
-with u_i = softplus(û_i) the learned inflection point, h = M tanh(NN(u)) a bounded MLP output
-(M static), s, k > 0 learned scales. Why the shape holds for EVERY parameter value:
-- on (0, u_i), G'' ≤ −C/u_i < 0, so G' decreases strictly from C to
-  G'(u_i) = C − C − ∫₀^{u_i} s e^{h₀} < 0: G' crosses zero exactly once, at the single peak
-  u_p < u_i;
-- on (u_i, ∞), G' = G'(u_i) exp(−∫ k e^{h₁}) stays negative and → 0 (k e^{h₁} ≥ k e^{−M} > 0),
-  so G'' = −k e^{h₁} G' > 0: convex, monotone, saturating, and no second extremum;
-- |G| ≤ C u_i + u_i s e^{2M} / k (the rise is at most C u_i, the tail fall at most
-  |G'(u_i)| e^{M}/k with |G'(u_i)| ≤ u_i s e^{M}).
-Not constrained: the sign of the sliding force G(∞) (a large relaxation fall can take it below
-zero); identification keeps it physical in practice, and the bound above still holds.
-The axle curves are F_y = −F_z (f₀ + sgn(w) G(|w|)), w = tan α − z_c (front), and for the rear the
-ExpTanh-style combined slip: magnitude F_z G(ρ), ρ = sqrt(tan²α + c0 σ²), direction
-(−tan α, d σ)/|(tan α, d σ)|.
-
-Speed: the ODE does not depend on the query, only on the parameters. `prepare()` solves it once
-with diffrax (Tsit5, fixed steps on a grid aligned with u_i so the switch of the right-hand side
-falls on a step boundary) on [0, u_i] and [u_i, u_i + span], storing G and G' at the nodes (the
-relaxation in log form, G' = G'(u_i) e^{−q}, q' = k e^{h₁}, which is not stiff however fast the
-learned decay; G = G(u_i) + G'(u_i) I with I' = e^{−q} does not depend on the rise, so both
-segments are one 4-dimensional system and one solve); a query
-is then an interpolation (see `TabulatedCurve`: exact values at the nodes) and,
-beyond the grid, the closed-form tail of the relaxation ODE with h₁ frozen at the last node (the NN
-input is clipped there, so the tail is the exact ODE solution). One solve per parameter set, not
-per force evaluation: a 20-step rollout of the vehicle costs one small ODE solve per axle, and
-gradients flow through the solve.
+with u_i = softplus(û_i), h = M tanh(NN(u)) (M static), s, k > 0. For every parameter value:
+on (0, u_i) G'' ≤ −C/u_i < 0, so G' falls from C to G'(u_i) < 0 and G has one peak u_p < u_i;
+on (u_i, ∞) G' = G'(u_i) exp(−∫ k e^{h₁}) stays negative and → 0 (k e^{h₁} ≥ k e^{−M} > 0):
+convex, monotone, saturating; |G| ≤ C u_i + u_i s e^{2M} / k. The sign of G(∞) is free.
+Axle forces: F_y = −F_z (f₀ + sgn(w) G(|w|)), w = tan α − z_c (front); rear: magnitude F_z G(ρ),
+ρ = sqrt(tan²α + c0 σ²), direction (−tan α, d σ)/|(tan α, d σ)| (as the ExpTanh tyre).
+`prepare()` solves the ODE once per parameter set (diffrax Tsit5, fixed steps) and tabulates
+it (`TabulatedCurve`), so a rollout does not solve it per force evaluation; gradients flow
+through the solve. A fit to axle forces moves the curve-shape scalars within `FIT_BOUNDS`.
 """
 
 from __future__ import annotations
@@ -47,15 +29,25 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .base import (
     AbstractTireModel,
     Features,
+    FitBounds,
     Scalar,
+    float_array,
     inverse_softplus,
     smooth_norm,
     softplus,
 )
 
-
-def _f(x) -> Array:
-    return jnp.asarray(x, dtype=float)
+#: Box bounds of a fit to axle forces: the curve-shape scalars only (the network, offset and
+#: centre keep their neutral start), bounded so that the fit cannot reach rates where the
+#: tabulated solution is poorly resolved.
+FIT_BOUNDS = {
+    "raw_slope": (0.5, 60.0),
+    "raw_inflection": (-4.0, 0.5),
+    "log_curvature": (-3.0, 4.0),
+    "log_relaxation": (-3.0, 4.0),
+    "raw_c0": (-3.0, 3.0),
+    "raw_d": (-3.0, 3.0),
+}
 
 
 class TabulatedCurve(eqx.Module):
@@ -192,21 +184,28 @@ class NeuralODETire(AbstractTireModel):
         net = eqx.nn.MLP(1, 2, width, depth, activation=jax.nn.tanh, key=key)
         last = net.layers[-1]
         self.net = eqx.tree_at(lambda n: n.layers[-1].weight, net, 0.1 * last.weight)
-        self.raw_slope = _f(inverse_softplus(slope))
-        self.raw_inflection = _f(inverse_softplus(inflection))
-        self.log_curvature = _f(jnp.log(curvature))
-        self.log_relaxation = _f(jnp.log(relaxation))
-        self.offset = _f(0.0)
-        self.center = _f(0.0)
-        self.raw_c0 = _f(inverse_softplus(1.0))
-        self.raw_d = _f(inverse_softplus(1.0))
+        self.raw_slope = float_array(inverse_softplus(slope))
+        self.raw_inflection = float_array(inverse_softplus(inflection))
+        self.log_curvature = float_array(jnp.log(curvature))
+        self.log_relaxation = float_array(jnp.log(relaxation))
+        self.offset = float_array(0.0)
+        self.center = float_array(0.0)
+        self.raw_c0 = float_array(inverse_softplus(1.0))
+        self.raw_d = float_array(inverse_softplus(1.0))
         self.n_nodes, self.span, self.log_range = int(n_nodes), float(span), float(log_range)
 
     def _h(self, u: Array) -> Float[Array, "2"]:
         return _h(self.net, u, self.log_range)
 
     def solve(self) -> TabulatedCurve:
-        """Solve the curve ODE once (diffrax) and tabulate G, G' on the two segments."""
+        """Solve the curve ODE once (diffrax) and tabulate G, G' on the two segments.
+
+        The grid is aligned with u_i, so the switch of the right-hand side falls on a step
+        boundary. The relaxation is solved in log form, G' = G'(u_i) e^{−q}, q' = k e^{h₁}
+        (not stiff however fast the learned decay), and G = G(u_i) + G'(u_i) I, I' = e^{−q}
+        does not depend on the rise: both segments are one 4-dimensional system, one solve.
+        Beyond the grid the closed-form tail of the relaxation with h₁ frozen at the last node.
+        """
         slope, u_i = softplus(self.raw_slope), softplus(self.raw_inflection)
         s, k = jnp.exp(self.log_curvature), jnp.exp(self.log_relaxation)
         span = jnp.asarray(self.span, float)
@@ -236,6 +235,9 @@ class NeuralODETire(AbstractTireModel):
         self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
     ) -> tuple[Array, Array]:
         return self.prepare().combined(slip_angle, slip_ratio, normal_load, features)
+
+    def fit_bounds(self) -> FitBounds:
+        return FIT_BOUNDS
 
     def force_bound(self, normal_load: Scalar) -> Array:
         slope, u_i = softplus(self.raw_slope), softplus(self.raw_inflection)
