@@ -1,40 +1,23 @@
 """2D ground-state energies of ARConv2D + SR vs references (CPU).
 
-Systems (default: all), energies in Pauli units internally (H = J Σ σ·σ = 4 J Σ S·S for the
-Heisenberg model, H = −J Σ σᶻσᶻ − h Σ σˣ for the TFIM), reported per site with the Heisenberg
-energy in spin-1/2 units (E/(4N)) as in the literature:
+Systems (default: all; Pauli units internally, H = J Σ σ·σ and H = −J Σ σᶻσᶻ − h Σ σˣ; reported
+per site, Heisenberg in spin-1/2 units E/(4N)): heisenberg:4 (4×4 periodic, −0.701780 exact,
+checked by Lanczos on Sᶻ = 0), tfim:4:H (4×4 periodic at h = H, Lanczos), heisenberg:6 (6×6
+periodic, −0.678873(4) QMC, Sandvik PRB 56, 11678 (1997); too long for one sitting on CPU:
+quantum_2d_gpu.py --system heisenberg6 runs it in resumable pieces). Targets (issue 4): ≤ 1e-4
+relative error on 4×4 within 10 min on 2 cores; ≤ 5e-4 on 6×6.
 
-- heisenberg:4   4×4 periodic, reference −0.701780 per site (spin-1/2 units; exact
-                 diagonalisation, checked here with NetKet's Lanczos on the Sᶻ = 0 sector);
-- tfim:4:H       4×4 periodic TFIM at h = H (2, 3, 4): reference from NetKet's Lanczos;
-- heisenberg:6   6×6 periodic, reference −0.678873(4) per site (QMC, Sandvik, PRB 56, 11678
-                 (1997)). One sitting is far too short on 2 cores (≈ 5 s per step at 512
-                 samples even when trained over the spin flip only): quantum_2d_gpu.py
-                 --system heisenberg6 runs it in resumable pieces.
-
-Targets (issue 4): ≤ 1e-4 relative error on 4×4 within 10 min on 2 cores; ≤ 5e-4 on 6×6.
-
-The state: ARConv2D (positive: the Marshall-rotated antiferromagnet and the ferromagnetic TFIM
-have positive ground states), Heisenberg restricted to Sᶻ = 0 (`FixedMagnetization`, operator on
-NetKet's `Spin(1/2, N, total_sz=0)`), symmetrised over the point group (× spin flip) by default.
-Optimiser: SR (diagonal shift) + SGD with the step held for half the run, then cosine-decayed.
-`--time-limit` is the budget of a whole run, evaluation included: the step is held for half of
-it (less `--eval-reserve`), which times the steps, and the decay is laid over as many steps as
-fit in the rest (`ground_state_in_budget` in quantum_accuracy.py; a step-indexed schedule cut
-short by the clock would never decay, as before 2026-12-01). On the 4×4 systems
-(≤ 2^16 states) the evaluated state's energy is also summed over the whole Hilbert space
-(`full_sum_energy`, seconds): its relative error has no sampling error. `--eval-symmetry`
-symmetrises the trained network over a larger group for the final estimate only, as the NAQS
-authors did (trained without, symmetrised over D4 × spin flip at evaluation): each training step
-then costs |G_train| instead of |G_eval| network passes per configuration.
+State: positive ARConv2D, Heisenberg in Sᶻ = 0 (`FixedMagnetization`), symmetrised over the point
+group (× spin flip) by default; `--eval-symmetry` symmetrises over a larger group for the final
+estimate only (the NAQS recipe). SR + SGD, the step held for half of `--time-limit` (less
+`--eval-reserve`) and cosine-decayed over what fits in the rest (`ground_state_in_budget`,
+_common.py). 4×4 states are also summed over the whole Hilbert space (`full_sum_energy`).
 
     python benchmarks/quantum_2d.py                                # everything
-    python benchmarks/quantum_2d.py --runs heisenberg:4 --time-limit 600
     python benchmarks/quantum_2d.py --runs tfim:4:3 --steps 50 --samples 256   # quick look
     python benchmarks/quantum_2d.py --runs heisenberg:4 --symmetry none --eval-symmetry d4
     python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 5000 \
         --time-limit 600 --eval-reserve 30 --eval-samples 2048   # the 10-minute 4×4 run
-        # (2026-12-01, seeds 0, 1, 2: full-sum relative error 8.95e-5, 6.90e-5, 7.50e-5)
 """
 
 from __future__ import annotations
@@ -50,7 +33,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
-from quantum_accuracy import ground_state_in_budget  # noqa: E402  (benchmarks/ is on sys.path)
+from _common import ground_state_in_budget  # noqa: E402  (benchmarks/ is on sys.path)
 
 from physml.quantum import (  # noqa: E402
     ARConv2D,

@@ -3,37 +3,22 @@
 Systems (Pauli units: H = J Σ σ·σ = 4 J Σ S·S, H = −J Σ σᶻσᶻ − h Σ σˣ):
 
 - heisenberg10: 10×10 open Heisenberg, reference −251.46248 (QMC; Sharir et al., PRL 124,
-  020503 (2020), table I, quoted in Pauli units), Marshall sign rule, Sᶻ = 0;
+  020503 (2020), table I, in Pauli units), Marshall sign rule, Sᶻ = 0;
 - tfim12: 12×12 open TFIM at h = 3, reference −457.0417 (DMRG; same table);
 - heisenberg6: 6×6 periodic Heisenberg, reference 4 · 36 · (−0.678873) = −97.757712 (QMC,
-  Sandvik, PRB 56, 11678 (1997), −0.678873(4) per site in spin-1/2 units), Marshall sign rule,
-  Sᶻ = 0, symmetrised over the point group D4 × spin flip as the 4×4 runs of quantum_2d.py.
-  The issue-4 CPU target (≤ 5e-4) needs more steps than one sitting on 2 cores gives, so it
-  runs here in pieces (`--final-lr`: the step-indexed hold-then-cosine schedule, which a
-  resumed run continues because the step count is in the optimiser state).
+  Sandvik, PRB 56, 11678 (1997), per site in spin-1/2 units), Marshall sign rule, Sᶻ = 0,
+  symmetrised over D4 × spin flip; the issue-4 target (≤ 5e-4) needs more steps than one
+  sitting on CPU gives, so it runs here in pieces (`--final-lr`: a step-indexed schedule,
+  continued on resume since the step count is in the optimiser state).
 
-Each call advances the run by at most `--budget` seconds of training and writes the `TrainState`
-atomically (`physml.kernels.fit` checkpoints; a resumed run is bit-identical to an
-uninterrupted one), then exits; call it again with the same arguments to continue. When all
-`--steps` are done it evaluates the energy with `--eval-samples` samples and writes the result.
-It reports the sampling throughput (samples/s) and the time per VMC step (s/step, without
-compilation).
+Each call trains for at most `--budget` seconds, writes the `TrainState` atomically (a resumed
+run is bit-identical to an uninterrupted one) and exits; call it again with the same arguments
+to continue. When all `--steps` are done it evaluates the energy with `--eval-samples` samples
+and writes the result. It reports samples/s and s/step (without compilation). Measured runs:
+docs/notes/2026-12-01-quantum-measurements.md.
 
     python benchmarks/quantum_2d_gpu.py --system heisenberg10 --budget 540   # repeat until done
-    python benchmarks/quantum_2d_gpu.py --system tfim12 --budget 540
     python benchmarks/quantum_2d_gpu.py --smoke                              # tiny, on CPU
-    python benchmarks/quantum_2d_gpu.py --system heisenberg6 --features 12 --samples 512 \
-        --steps 1000 --final-lr 0.005 --budget 6000 --eval-samples 4096 \
-        --train-symmetry flip                                             # 6×6 on 2 CPU cores
-        # (2026-12-01: 1000 steps at 4.9 s/step, 86 min with the evaluation; evaluated over
-        # D4 × flip: −97.332 ± 0.038, relative error 4.35e-3, against the target 5e-4)
-    python benchmarks/quantum_2d_gpu.py --system heisenberg6 --features 12 --samples 512 \
-        --steps 900 --lr 0.01 --final-lr 0.001 --budget 5700 --eval-samples 4096 \
-        --train-symmetry flip --seed 1 --name heisenberg6_flip_cont \
-        --init-from benchmarks/out/quantum_2d_gpu/heisenberg6_flip_state.eqx
-        # (the same network 900 steps further, a fresh schedule: 4.9 s/step, 80 min; the
-        # training estimate stayed at 7.8e-3 while the step was held at 0.01 and fell to 6.9e-3
-        # in the decay; evaluated: −97.440 ± 0.036, relative error 3.25e-3)
 """
 
 from __future__ import annotations
@@ -47,9 +32,7 @@ from pathlib import Path
 import equinox as eqx
 import jax
 import optax
-
-# benchmarks/ is on sys.path. Importing it turns float64 on; main() sets the precision again.
-from quantum_accuracy import StepClock, TimeLimit, learning_rate
+from _common import StepClock, TimeLimit, learning_rate  # benchmarks/ is on sys.path
 
 from physml.kernels import fit, load_params
 from physml.quantum import (
@@ -58,12 +41,13 @@ from physml.quantum import (
     FixedMagnetization,
     Symmetrized,
     VMCObjective,
+    draw_samples,
     evaluate_energy,
+    exact_energy,
     heisenberg_2d,
     lattice_group,
     tfim_2d,
 )
-from physml.quantum._vmc import draw_samples
 
 SYSTEMS = {
     # name: (kind, L, h, reference [Pauli units, total], source)
@@ -94,8 +78,6 @@ def build(system: str, *, features: int, seed: int, dtype, train_symmetry: str =
     perms = perms[:8] if pbc else perms
     train_perms = perms if train_symmetry == "full" else perms[:1]  # row 0: the identity
     if ref is None:
-        from physml.quantum import exact_energy
-
         ref = exact_energy(H)
     return H, Symmetrized(model, train_perms, spin_flip=True), perms, ref, note
 

@@ -30,8 +30,7 @@ import jax.numpy as jnp  # noqa: E402
 import netket as nk  # noqa: E402
 import optax  # noqa: E402
 
-from physml.kernels import fit, sample  # noqa: E402
-from physml.kernels._train import train_init, train_step  # noqa: E402
+from physml.kernels import fit, sample, train_init, train_step  # noqa: E402
 from physml.quantum import ARConv1D, VMCObjective, tfim  # noqa: E402
 
 

@@ -31,12 +31,12 @@ from physml.quantum import (  # noqa: E402
     SR,
     ARConv2D,
     Symmetrized,
+    draw_samples,
     ground_state,
     lattice_group,
     magnetization,
     tfim_2d,
 )
-from physml.quantum._vmc import draw_samples  # noqa: E402
 
 H_CRITICAL = 3.044  # J; Blöte & Deng (2002)
 

@@ -41,6 +41,12 @@ from ._symmetry import (
 )
 from ._vmc import (
     VMCObjective as VMCObjective,
+    check_compatible as check_compatible,
     draw_samples as draw_samples,
     local_energies as local_energies,
+)
+from ._wavefunction import (
+    AbstractAutoregressiveSpinState as AbstractAutoregressiveSpinState,
+    AbstractSpinState as AbstractSpinState,
+    AbstractTwoStateNetwork as AbstractTwoStateNetwork,
 )

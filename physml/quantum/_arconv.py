@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int, Real
 
-from ..kernels import AbstractAutoregressiveModel
+from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["ARConv1D"]
 
@@ -41,18 +41,16 @@ def _causal_conv(
     """Causal dilated conv: out_i = Σ_j h_{i−(k−1−j)·d} W_j (taps oldest first, zero before 0),
     as one im2col matmul.
 
-    On 2 CPU cores (float64, 1024 chains) this is as fast as `lax.conv_general_dilated` forward
-    and 1.4–1.9× faster for the gradient (N = 20, 2 layers × 10 features: 5.5 against 9.0 ms;
-    5 layers × 16 features: 48 against 90 ms; N = 100, 5 layers: 74 against 102 ms), and under
-    `vmap` (per-sample gradients for SR) it stays a batched matmul where a vmapped convolution
-    becomes a slow grouped one.
+    A matmul rather than `lax.conv_general_dilated`: under `vmap` (per-sample gradients for SR)
+    it stays a batched matmul where a vmapped convolution becomes a slow grouped one, and its
+    gradient is the faster one on CPU (timings in docs/notes/).
     """
     n = h.shape[1]
     hp = jnp.pad(h, ((0, 0), ((k - 1) * d, 0), (0, 0)))
     return jnp.concatenate([hp[:, j * d : j * d + n] for j in range(k)], axis=-1) @ w
 
 
-class ARConv1D(AbstractAutoregressiveModel):
+class ARConv1D(AbstractTwoStateNetwork):
     """Autoregressive 1D masked-convolution wave function for spin-1/2 chains.
 
     Attributes:
@@ -147,16 +145,6 @@ class ARConv1D(AbstractAutoregressiveModel):
         self.head_b = jnp.zeros((n_out,), dtype)
         self.weights, self.biases = tuple(ws), tuple(bs)
 
-    # ----- spins <-> indices -------------------------------------------------------------------
-
-    def to_indices(self, sigma: Real[Array, "*shape"]) -> Int[Array, "*shape"]:
-        """Local-state indices of spin values (index 0 ↔ `local_states[0]`)."""
-        return (sigma != self.local_states[0]).astype(jnp.int32)
-
-    def to_spins(self, x: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
-        """Spin values of local-state indices."""
-        return jnp.asarray(self.local_states, self.head_w.dtype)[x]
-
     # ----- batched pass ------------------------------------------------------------------------
 
     def _hidden(self, spins: Float[Array, "batch sites"]) -> Float[Array, "batch sites f"]:
@@ -168,29 +156,6 @@ class ARConv1D(AbstractAutoregressiveModel):
             out = self.activation(_causal_conv(h, w, self.kernel_size, d) + b)
             h = out if layer == 0 else h + out
         return h
-
-    def _head(self, h: Float[Array, "*b f"]) -> tuple[Array, Array | None]:
-        out = h @ self.head_w + self.head_b
-        a = out[..., :2]
-        log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
-        return log_mod, None if self.positive else out[..., 2:]
-
-    def _gap(self, h: Float[Array, "*b f"]) -> Float[Array, "*b"]:
-        """a_1 − a_0, the gap of the head's two log-modulus outputs."""
-        w, b = self.head_w, self.head_b
-        return h @ (w[:, 1] - w[:, 0]) + (b[1] - b[0])
-
-    def _site_terms(self, h: Float[Array, "*b f"], x: Int[Array, "*b"]) -> Array:
-        """log ψ_i(x_i | x_<i) = log|ψ_i(x_i)| + i φ_i(x_i) from the last hidden layer, for the
-        chosen local state only: with two states the normalised log-modulus is the two-term
-        logsumexp −½ softplus(2(a_{1−x} − a_x)), so only the gap of the two head outputs is
-        needed (the same value as `_head` and picking)."""
-        gap = self._gap(h)
-        terms = -0.5 * jax.nn.softplus(2 * jnp.where(x == 0, gap, -gap))
-        if self.positive:
-            return terms
-        w, b = self.head_w, self.head_b
-        return terms + 1j * jnp.where(x == 0, h @ w[:, 2] + b[2], h @ w[:, 3] + b[3])
 
     def log_amplitudes(
         self, x: Int[Array, "batch sites"], *, per_sample: bool = False
@@ -226,11 +191,8 @@ class ARConv1D(AbstractAutoregressiveModel):
 
         A whole history rather than a ring buffer of the last (k−1)·d+1 rows: site i writes row
         i + (k−1)·d and reads the contiguous block from row i, both at the scan's (unbatched)
-        site index, so nothing is shifted per sample. On 2 CPU cores (float64, 10 features,
-        kernel 5, 1024 samples, timed in alternation) this and the two-state head below take a
-        batch from 6.7 to 5.9 ms (N = 20, 2 layers) and from 190 to 160 ms (N = 100, 5 layers,
-        dilations 1…16), with identical samples. Memory: (N + (k−1)·d) · F numbers per layer
-        and sample.
+        site index, so nothing is shifted per sample. Memory: (N + (k−1)·d) · F numbers per
+        layer and sample.
         """
         dtype = self.head_w.dtype
         k = self.kernel_size

@@ -1,32 +1,22 @@
 """Autoregressive neural quantum state on a 2D lattice: masked convolutions with a vertical and
 a horizontal stack (no blind spot).
 
-Sites of an L₁×L₂ lattice are ordered in raster order, i = r·L₂ + c (row r, column c; NetKet's
-`Grid`/`Square` numbering), and ψ is a product of l2-normalised conditionals in that order
-(Sharir et al., PRL 124, 020503 (2020), eq. 2), exactly as `ARConv1D`:
+Sites of an L₁×L₂ lattice are in raster order, i = r·L₂ + c (NetKet's `Grid`/`Square`
+numbering); ψ is a product of l2-normalised conditionals in that order with the two-state head
+of `AbstractTwoStateNetwork`, as `ARConv1D` (Sharir et al., PRL 124, 020503 (2020), eq. 2). The
+features come from the two stacks of the gated PixelCNN (van den Oord et al., NeurIPS 2016,
+fig. 2), with a plain activation instead of the gate and p = kernel_size // 2:
 
-    log |ψ_i(s)| = a_i(s) − ½ logsumexp_t 2 a_i(t),    arg ψ_i(s) = φ_i(s).
+- vertical stack v (rows strictly above): input σ shifted down one row; layer l convolves rows
+  r−p…r, columns c−p…c+p of layer l−1 ((p+1)×(2p+1) kernel), residually;
+- horizontal stack h (the current row to the left, and through v the rows above): input the row
+  shifted right one site; layer l convolves columns c−p…c (1×(p+1)) plus a 1×1 projection of v_l.
 
-The features come from the two stacks of the gated PixelCNN (van den Oord et al., "Conditional
-Image Generation with PixelCNN Decoders", NeurIPS 2016, fig. 2), here with a plain activation
-instead of the gate and p = kernel_size // 2:
-
-- vertical stack v (sees rows strictly above): its input is σ shifted down by one row; layer l
-  convolves rows r−p…r, columns c−p…c+p of layer l−1 (a (p+1)×(2p+1) kernel), residually;
-- horizontal stack h (sees the current row to the left, and through v the rows above): its input
-  is the row shifted right by one site; layer l convolves columns c−p…c of layer l−1 (1×(p+1))
-  and adds a 1×1 projection of v_l at the same site, residually.
-
-After D layers site (r, c) sees (r, c−1−Dp … c−1) and the full rectangle of rows r−1−Dp … r−1,
-columns c−Dp … c+Dp: no blind spot, and every earlier site once D·p ≥ max(L₂ − 1, L₁ − 2)
-(`covers_lattice`, `receptive_field`).
-
-Cached sampling (`init_cache`/`conditional_step`): per layer the last p+1 rows of the vertical
-stack's input, the vertical features of the current row, and the last p+1 horizontal inputs.
-A step costs D·(p+2)·F² for the horizontal stack; at the first site of each row (a `lax.cond` on
-the site index, which stays a branch under `vmap` since the index is not batched) the vertical
-stack of that row is computed once, L₂·D·(p+1)(2p+1)·F². Amortised over the row a site costs
-O(D·k²·F²), independent of the lattice size.
+After D layers every earlier site is seen once D·p ≥ max(L₂ − 1, L₁ − 2) (`covers_lattice`,
+`receptive_field`). Cached sampling keeps per layer the last p+1 rows of v's input, v's current
+row and the last p+1 inputs of h; a row's vertical features are computed once at its first site
+(a `lax.cond` on the unbatched site index), so a site costs O(D·k²·F²) amortised, independent of
+the lattice size.
 """
 
 from __future__ import annotations
@@ -43,7 +33,7 @@ import netket as nk
 import numpy as np
 from jaxtyping import Array, Bool, Complex, Float, Int
 
-from ..kernels import AbstractAutoregressiveModel
+from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["ARConv2D", "lattice_shape"]
 
@@ -95,7 +85,7 @@ def _conv_matmul(x: Array, w: Array) -> Array:
     return sum(x[:, a : a + ho, b : b + wo, :] @ w[a, b] for a in range(kh) for b in range(kw))
 
 
-class ARConv2D(AbstractAutoregressiveModel):
+class ARConv2D(AbstractTwoStateNetwork):
     """Autoregressive 2D masked-convolution wave function for spin-1/2 on an L₁×L₂ lattice.
 
     Attributes:
@@ -228,16 +218,6 @@ class ARConv2D(AbstractAutoregressiveModel):
         above = (dr >= 1) & (dr <= reach + 1) & (np.abs(dc) <= reach)
         return row | above
 
-    # ----- spins <-> indices -------------------------------------------------------------------
-
-    def to_indices(self, sigma: Float[Array, "*shape"]) -> Int[Array, "*shape"]:
-        """Local-state indices of spin values (index 0 ↔ `local_states[0]`)."""
-        return (sigma != self.local_states[0]).astype(jnp.int32)
-
-    def to_spins(self, x: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
-        """Spin values of local-state indices."""
-        return jnp.asarray(self.local_states, self.head_w.dtype)[x]
-
     def _check_sites(self, n: int, name: str) -> None:
         if n != self.n_sites:
             raise ValueError(
@@ -264,12 +244,6 @@ class ARConv2D(AbstractAutoregressiveModel):
             dh = self.activation(pre + v @ self.vh_weights[layer])
             h = dh if layer == 0 else h + dh
         return h.reshape(spins.shape[0], self.n_sites, self.features)
-
-    def _head(self, h: Float[Array, "*b f"]) -> tuple[Array, Array | None]:
-        out = h @ self.head_w + self.head_b
-        a = out[..., :2]
-        log_mod = a - 0.5 * jax.nn.logsumexp(2 * a, axis=-1, keepdims=True)
-        return log_mod, None if self.positive else out[..., 2:]
 
     def log_amplitudes(
         self, x: Int[Array, "batch sites"], *, per_sample: bool = False

@@ -22,23 +22,23 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Complex, Float, Int, PyTree
 
-from ..kernels import AbstractAutoregressiveModel
+from ._wavefunction import AbstractAutoregressiveSpinState
 
 __all__ = ["FixedMagnetization"]
 
 
-class FixedMagnetization(AbstractAutoregressiveModel):
-    """An autoregressive spin-1/2 model restricted to Σᵢ σᶻᵢ = `magnetization`.
+class FixedMagnetization(AbstractAutoregressiveSpinState):
+    """An autoregressive spin-1/2 state restricted to Σᵢ σᶻᵢ = `magnetization`.
 
     Attributes:
-        model: the wrapped model (an `AbstractAutoregressiveModel` with `log_psi`, `to_spins`,
-            `to_indices`, `local_states`, e.g. `ARConv1D` or `ARConv2D`).
+        model: the wrapped state (an `AbstractAutoregressiveSpinState`, e.g. `ARConv1D` or
+            `ARConv2D`).
         magnetization: M = Σᵢ σᵢᶻ in Pauli units (σᶻ = ±1); 0 is the Sᶻ = 0 sector.
         n_up: number of +1 spins, (N + M) / 2.
         up_index: local index of σᶻ = +1.
     """
 
-    model: AbstractAutoregressiveModel
+    model: AbstractAutoregressiveSpinState
     n_sites: int = eqx.field(static=True)
     local_size: int = eqx.field(static=True)
     magnetization: int = eqx.field(static=True)
@@ -46,17 +46,17 @@ class FixedMagnetization(AbstractAutoregressiveModel):
     up_index: int = eqx.field(static=True)
 
     def __init__(self, model: Any, *, magnetization: Any = 0):
-        if not isinstance(model, AbstractAutoregressiveModel):
+        if not isinstance(model, AbstractAutoregressiveSpinState):
             raise TypeError(
-                "`model` must be an `AbstractAutoregressiveModel` (e.g. ARConv1D, ARConv2D), got "
-                f"{type(model).__name__}."
+                "`model` must be an autoregressive spin state (`AbstractAutoregressiveSpinState`, "
+                f"e.g. ARConv1D, ARConv2D), got {type(model).__name__}."
             )
         if model.local_size != 2:
             raise ValueError(
                 "A fixed magnetisation needs spin-1/2 sites (local_size 2), got "
                 f"{model.local_size}."
             )
-        states = tuple(getattr(model, "local_states", (1.0, -1.0)))
+        states = tuple(model.local_states)
         if sorted(states) != [-1.0, 1.0]:
             raise ValueError(f"The model's local states must be ±1 (Pauli units), got {states}.")
         if isinstance(magnetization, bool) or not isinstance(magnetization, (int, np.integer)):
@@ -75,7 +75,7 @@ class FixedMagnetization(AbstractAutoregressiveModel):
         self.n_up = (n + self.magnetization) // 2
         self.up_index = states.index(1.0)
 
-    # Delegated conventions (spin values <-> indices, real or complex ψ).
+    # Delegated conventions (spin values, real or complex ψ, dtype).
     @property
     def local_states(self) -> tuple[float, ...]:
         return self.model.local_states
@@ -84,11 +84,9 @@ class FixedMagnetization(AbstractAutoregressiveModel):
     def positive(self) -> bool:
         return self.model.positive
 
-    def to_indices(self, sigma: Float[Array, "*shape"]) -> Int[Array, "*shape"]:
-        return self.model.to_indices(sigma)
-
-    def to_spins(self, x: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
-        return self.model.to_spins(x)
+    @property
+    def dtype(self) -> Any:
+        return self.model.dtype
 
     # ----- masking -----------------------------------------------------------------------------
 
@@ -113,31 +111,29 @@ class FixedMagnetization(AbstractAutoregressiveModel):
         """The wrapped model's conditionals, forced once n↑ ups or n↓ downs are placed."""
         return self._masked(x, self.model.conditionals(x))
 
+    def log_amplitudes(
+        self, x: Int[Array, "batch sites"], *, per_sample: bool = False
+    ) -> tuple[Float[Array, "batch sites 2"], Float[Array, "batch sites 2"] | None]:
+        """The wrapped log-moduli with forced conditionals replaced (log 1 = 0, log 0 = −inf);
+        the phases are the wrapped model's. `per_sample` is passed on."""
+        log_mod, phase = self.model.log_amplitudes(x, per_sample=per_sample)
+        return 0.5 * jax.vmap(self._masked)(x, 2 * log_mod), phase
+
     def log_psi(
         self, sigma: Float[Array, "*batch sites"], *, per_sample: bool = False
     ) -> Float[Array, "*batch"] | Complex[Array, "*batch"]:
         """log ψ̃(σ): the wrapped log ψ with forced conditionals replaced (−inf off the sector).
 
-        `per_sample` is accepted for `SR`'s interface; the values do not depend on it."""
+        `per_sample` is passed to the wrapped model's `log_amplitudes`."""
         if sigma.shape[-1] != self.n_sites:
             raise ValueError(
                 f"`sigma` has {sigma.shape[-1]} sites on its last axis, the model {self.n_sites}."
             )
         batch = sigma.shape[:-1]
-        flat = sigma.reshape(-1, self.n_sites)
-        x = self.to_indices(flat)
+        x = self.to_indices(sigma.reshape(-1, self.n_sites))
+        log_mod, phase = self.log_amplitudes(x, per_sample=per_sample)
         pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
-        if hasattr(self.model, "log_amplitudes"):  # one pass: moduli and phases per site
-            log_mod, phase = self.model.log_amplitudes(x, per_sample=per_sample)
-            out = 0.5 * pick(jax.vmap(self._masked)(x, 2 * log_mod))
-            if phase is not None:
-                out = jax.lax.complex(out, pick(phase))
-        else:  # any model with `log_psi`: correct it by the forced conditionals
-            raw = jax.vmap(self.model.conditionals)(x)
-            masked = jax.vmap(self._masked)(x, raw)
-            # masked − raw is 0 where nothing was forced, −inf only off the sector.
-            delta = jnp.where(jnp.isneginf(masked), -jnp.inf, masked - raw)
-            out = self.model.log_psi(flat) + 0.5 * pick(delta)
+        out = pick(log_mod) if phase is None else jax.lax.complex(pick(log_mod), pick(phase))
         return out.reshape(batch)
 
     # ----- cached path -------------------------------------------------------------------------

@@ -12,9 +12,7 @@ Layout: the changes are kept offset-major, one (batch, N−1−t, F) array per o
 j+1+t, for the flips j whose position is still on the chain), so the stored activations of σ
 enter as slices and each offset costs one (batch·(N−1−t), taps·F) × (taps·F, F) product. The
 batch is processed in chunks of about `_CHUNK_ELEMENTS` values per array (cache-sized), one
-`lax.map` step each. Measured on 2 CPU cores, float64, 10 features, kernel 5: N = 20 with two
-layers and 1024 samples 14 ms (windows stacked batch-major in one pass: 61 ms; the plain pass
-on all N + 1 configurations: 78 ms); N = 100 with five dilated layers and 512 samples 0.34 s.
+`lax.map` step each. Timings of this layout against the alternatives: docs/notes/.
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ from ._arconv import ARConv1D, _causal_conv
 
 __all__ = ["log_psi_single_flips", "window_size"]
 
-# Values per (chunk, N, F) array: 128 chains × 20 sites × 10 features, about 200 kB in float64.
-# Chunk 128–256 was fastest on 2 CPU cores at N = 20 (16: 19 ms, 64: 14 ms, 128: 13 ms); at
-# N = 100 the chosen 25 chains per chunk lie in the flat range (16–128: 335–384 ms).
+# Values per (chunk, N, F) array: 128 chains × 20 sites × 10 features, about 200 kB in float64,
+# a size that stays in cache; chosen by timing chunk sizes (docs/notes/).
 _CHUNK_ELEMENTS = 25_600
 
 

@@ -11,17 +11,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..kernels import AbstractAutoregressiveModel, Stats, estimate, sample
+from ..kernels import Stats, estimate
 from ..kernels._validate import check_key, check_positive_int
+from ._wavefunction import AbstractSpinState
 
 __all__ = ["correlations", "magnetization", "sample_spins"]
 
 
 def sample_spins(
-    model: AbstractAutoregressiveModel, n_samples: int, *, key: Any
+    model: AbstractSpinState, n_samples: int, *, key: Any
 ) -> Float[Array, "batch sites"]:
-    """`n_samples` exact samples of |ψ|² as spin values (e.g. ±1)."""
-    x, _ = sample(model, check_positive_int(n_samples, "n_samples"), key=check_key(key))
+    """`n_samples` exact samples of |ψ|² as spin values (e.g. ±1), by `model.sample`."""
+    x = model.sample(check_positive_int(n_samples, "n_samples"), key=check_key(key))
     return model.to_spins(x)
 
 

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int
 
-from ..kernels import AbstractAutoregressiveModel, sample
 from ..kernels._validate import check_key, check_positive_int
 from ._arconv2d import lattice_shape
+from ._wavefunction import AbstractAutoregressiveSpinState, AbstractSpinState
 
 __all__ = ["Symmetrized", "check_group", "lattice_group"]
 
@@ -94,25 +94,25 @@ def check_group(permutations: Any, n_sites: int) -> Int[np.ndarray, "group sites
     return g.astype(np.int32)
 
 
-class Symmetrized(eqx.Module):
+class Symmetrized(AbstractSpinState):
     """ψ symmetrised over a permutation group G (× global spin flip): exact, normalised,
     G-invariant, and sampled exactly.
 
     Attributes:
-        model: an autoregressive spin-1/2 model with `log_psi`, `to_spins`, `to_indices`.
+        model: the autoregressive state ψ (an `AbstractAutoregressiveSpinState`).
         permutations: (|G|, N) int32; (gσ)ᵢ = σ_{g[i]}.
         spin_flip: also average over σ → −σ.
     """
 
-    model: AbstractAutoregressiveModel
+    model: AbstractAutoregressiveSpinState
     permutations: Int[Array, "group sites"]
     spin_flip: bool = eqx.field(static=True)
 
     def __init__(self, model: Any, permutations: Any, *, spin_flip: bool = False):
-        if not isinstance(model, AbstractAutoregressiveModel) or not hasattr(model, "log_psi"):
+        if not isinstance(model, AbstractAutoregressiveSpinState):
             raise TypeError(
-                "`model` must be an autoregressive wave function (e.g. ARConv2D), got "
-                f"{type(model).__name__}."
+                "`model` must be an autoregressive wave function (`AbstractAutoregressiveSpinState`"
+                f", e.g. ARConv2D), got {type(model).__name__}."
             )
         if spin_flip and model.local_size != 2:
             raise ValueError(
@@ -139,11 +139,19 @@ class Symmetrized(eqx.Module):
     def local_states(self) -> tuple[float, ...]:
         return self.model.local_states
 
-    def to_indices(self, sigma: Float[Array, "*shape"]) -> Int[Array, "*shape"]:
-        return self.model.to_indices(sigma)
+    @property
+    def dtype(self) -> Any:
+        return self.model.dtype
 
-    def to_spins(self, x: Int[Array, "*shape"]) -> Float[Array, "*shape"]:
-        return self.model.to_spins(x)
+    @property
+    def magnetization(self) -> int | None:
+        """The model's Σσᶻ; None if the spin flip maps it to −Σσᶻ ≠ Σσᶻ (two sectors)."""
+        m = self.model.magnetization
+        return None if self.spin_flip and m else m
+
+    @property
+    def passes_per_configuration(self) -> int:
+        return self.group_size * self.model.passes_per_configuration
 
     def _orbit(self, x: Int[Array, "*batch sites"]) -> Int[Array, "*batch group sites"]:
         images = x[..., self.permutations]
@@ -179,7 +187,7 @@ class Symmetrized(eqx.Module):
         """
         n_samples = check_positive_int(n_samples, "n_samples")
         k_model, k_group = jax.random.split(check_key(key))
-        x, _ = sample(self.model, n_samples, key=k_model, shard=shard)
+        x = self.model.sample(n_samples, key=k_model, shard=shard)
         g = jax.random.randint(k_group, (n_samples,), 0, self.group_size)
         n_perm = self.permutations.shape[0]
         x = jnp.take_along_axis(x, self.permutations[g % n_perm], axis=1)

@@ -22,46 +22,32 @@ import netket as nk
 import numpy as np
 from jaxtyping import Array, Inexact, Int, Real
 
-from ..kernels import AbstractAutoregressiveModel, AbstractObjective, estimate, sample
+from ..kernels import AbstractObjective, estimate
 from ..kernels._sharding import batch_sharding, can_shard
 from ._arconv import ARConv1D
 from ._flips import log_psi_single_flips
+from ._wavefunction import AbstractSpinState
 
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
 
-def _unwrap(model: Any) -> list:
-    """`model` and the models it wraps (`Symmetrized.model`, `FixedMagnetization.model`)."""
-    chain = [model]
-    while hasattr(chain[-1], "model") and hasattr(chain[-1].model, "log_psi"):
-        chain.append(chain[-1].model)
-    return chain
-
-
-def _sector(model: Any) -> int | None:
-    """Σᵢσᶻᵢ (Pauli units) that every configuration of `model` has, or None (the full space)."""
-    for m in _unwrap(model):
-        if hasattr(m, "magnetization") and hasattr(m, "n_up"):
-            return int(m.magnetization)
-    return None
-
-
 def draw_samples(
-    model: Any, n_samples: int, *, key: Any, shard: bool = False
+    model: AbstractSpinState, n_samples: int, *, key: Any, shard: bool = False
 ) -> Int[Array, "batch sites"]:
-    """`n_samples` exact samples of |ψ|² as local-state indices.
+    """`n_samples` exact samples of |ψ|² as local-state indices (`model.sample`).
 
-    An `AbstractAutoregressiveModel` is sampled site by site (`physml.kernels.sample`); a model
-    that is not autoregressive but samples itself exactly (`Symmetrized`: a model sample with a
-    uniformly random group element applied) through its `sample(n, key=...)` method. With
-    `shard=True` the batch is split over all devices (`jax.devices()`, every process's under
-    `jax.distributed`) when `n_samples` divides evenly; the samples themselves do not depend on
-    the device count.
+    An autoregressive state is sampled site by site (`physml.kernels.sample`), a `Symmetrized`
+    one as a model sample with a uniformly random group element applied. With `shard=True` the
+    batch is split over all devices (`jax.devices()`, every process's under `jax.distributed`)
+    when `n_samples` divides evenly, and the result is constrained to that sharding; the samples
+    themselves do not depend on the device count.
     """
-    if isinstance(model, AbstractAutoregressiveModel):
-        x, _ = sample(model, n_samples, key=key, shard=shard)
-    else:
-        x = model.sample(n_samples, key=key, shard=shard)
+    if not isinstance(model, AbstractSpinState):
+        raise TypeError(
+            "`model` must be a spin wave function (`physml.quantum.AbstractSpinState`, e.g. "
+            f"ARConv1D, ARConv2D, FixedMagnetization, Symmetrized), got {type(model).__name__}."
+        )
+    x = model.sample(n_samples, key=key, shard=shard)
     if shard and can_shard(n_samples):
         x = jax.lax.with_sharding_constraint(x, batch_sharding(2))
     return x
@@ -70,10 +56,11 @@ def draw_samples(
 def check_compatible(hamiltonian: Any, model: Any) -> None:
     """Raise a clear error if `model` cannot represent states of `hamiltonian`'s Hilbert space.
 
-    `model` is an autoregressive wave function (`ARConv1D`, `ARConv2D`, `FixedMagnetization`)
-    or an exactly sampled wrapper of one (`Symmetrized`). A constrained NetKet space
-    `Spin(1/2, N, total_sz=S)` is accepted when the model is restricted to the same sector
-    (`FixedMagnetization(magnetization=2S)`; NetKet's total_sz is in spin-1/2 units, the
+    `model` is an `AbstractSpinState` (`ARConv1D`, `ARConv2D`, `FixedMagnetization`,
+    `Symmetrized`) on as many spin-1/2 sites, with the same local states. A constrained NetKet
+    space `Spin(1/2, N, total_sz=S)` (a `SumConstraint` Σσᶻ = 2S) is accepted when the model
+    is restricted to the same sector (`model.magnetization == 2S`, e.g.
+    `FixedMagnetization(magnetization=2S)`; NetKet's total_sz is in spin-1/2 units, the
     model's magnetisation in Pauli units).
     """
     if not isinstance(hamiltonian, nk.operator.DiscreteJaxOperator):
@@ -86,15 +73,10 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
             "`hamiltonian` must be a NetKet JAX operator (`DiscreteJaxOperator`, e.g. from "
             f"`physml.quantum.tfim`), got {type(hamiltonian).__name__}.{hint}"
         )
-    samples_exactly = isinstance(model, AbstractAutoregressiveModel) or (
-        callable(getattr(model, "sample", None))
-        and isinstance(getattr(model, "model", None), AbstractAutoregressiveModel)
-    )
-    if not (samples_exactly and hasattr(model, "log_psi") and hasattr(model, "to_spins")):
+    if not isinstance(model, AbstractSpinState):
         raise TypeError(
-            "`model` must be an autoregressive wave function with `log_psi` and `to_spins` "
-            "(e.g. `physml.quantum.ARConv1D`, `ARConv2D`, `FixedMagnetization`) or a "
-            f"`Symmetrized` one, got {type(model).__name__}."
+            "`model` must be a spin wave function (`physml.quantum.AbstractSpinState`, e.g. "
+            f"ARConv1D, ARConv2D, FixedMagnetization, Symmetrized), got {type(model).__name__}."
         )
     hilbert = hamiltonian.hilbert
     if not isinstance(hilbert, nk.hilbert.Spin) or hilbert.local_size != 2:
@@ -108,10 +90,16 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
             f"n_sites={model.n_sites}."
         )
     if hilbert.constrained:
-        total_sz = getattr(hilbert, "_total_sz", None)
-        sector = _sector(model)
-        if total_sz is None or sector is None or sector != round(2 * float(total_sz)):
-            have = "the full space" if sector is None else f"Σσᶻ = {sector} (Pauli units)"
+        # NetKet's `Spin(1/2, N, total_sz=S)` is the constraint Σσᶻ = 2S on the local states ±1.
+        constraint = hilbert.constraint
+        total = (
+            round(float(constraint.sum_value))
+            if isinstance(constraint, nk.hilbert.constraint.SumConstraint)
+            else None
+        )
+        sector = model.magnetization
+        if total is None or sector is None or sector != total:
+            have = "no fixed Σσᶻ" if sector is None else f"Σσᶻ = {sector} (Pauli units)"
             raise ValueError(
                 f"`hamiltonian` acts on a constrained Hilbert space {hilbert!r}, but the model "
                 f"covers {have}. Wrap the model in `FixedMagnetization(model, "
@@ -126,11 +114,10 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
         )
 
 
-def _log_psi_chunked(model: Any, sigma_p: Array, max_configurations: int) -> Array:
+def _log_psi_chunked(model: AbstractSpinState, sigma_p: Array, max_configurations: int) -> Array:
     """`model.log_psi(sigma_p)` for sigma_p of shape (batch, conn, sites), chunked over batch."""
     batch, conn = sigma_p.shape[:2]
-    images = getattr(model, "group_size", 1)
-    per_chunk = max(1, max_configurations // (conn * images))
+    per_chunk = max(1, max_configurations // (conn * model.passes_per_configuration))
     log_psi = lambda s: model.log_psi(s, per_sample=True)
     if batch <= per_chunk:
         return log_psi(sigma_p)
@@ -143,7 +130,7 @@ def _log_psi_chunked(model: Any, sigma_p: Array, max_configurations: int) -> Arr
 
 
 def local_energies(
-    model: Any,
+    model: AbstractSpinState,
     hamiltonian: Any,
     sigma: Real[Array, "batch sites"],
     log_psi: Inexact[Array, " batch"] | None = None,
@@ -154,23 +141,20 @@ def local_energies(
     """E_loc(σ) = Σ_σ' H_σσ' ψ(σ')/ψ(σ) for a batch of spin configurations (jit-friendly).
 
     Args:
-        model: the wave function (anything with `log_psi`, e.g. a `Symmetrized` state).
+        model: the wave function (an `AbstractSpinState`).
         hamiltonian: a NetKet JAX operator on the same Hilbert space.
         sigma: spin configurations (values in `model.local_states`).
         log_psi: `model.log_psi(sigma)` if already computed.
         single_flip: the operator connects σ only to σ itself and single-spin flips (TFIM):
             evaluate ψ(σ') by propagating the flip through the network's receptive field
-            (`log_psi_single_flips`, same values, ~N/R times less work; measured faster than
-            the plain pass even when R exceeds N, 2.1× at R = 1.45 N). `None`: on for NetKet's
-            `IsingJax` with an `ARConv1D`.
-            A violation is reported by `eqx.error_if` at run time.
+            (`log_psi_single_flips`: the same values for ~N/R times less work). `None`: on for
+            NetKet's `IsingJax` with an `ARConv1D`. A violation is reported by `eqx.error_if`
+            at run time.
         max_configurations: evaluate ψ on the connected configurations in chunks of at most
-            this many network passes (a `Symmetrized` state counts |G| per configuration; at
-            least one sample per chunk), one `lax.map` step each, through the models' matmul
-            (`per_sample=True`) form. Small chunks stay in cache: on 2 CPU cores the 4×4
-            Heisenberg state (1024 samples × 33 connections × 16 images) took 3.7 s with 256
-            against 8.1 s with 65 536, the N = 20 chain in Sᶻ = 0 (512 samples) 41 against
-            127 ms (both measured beside another job). The values do not depend on it.
+            this many network passes (`model.passes_per_configuration` per configuration, at
+            least one sample per chunk), one `lax.map` step each, through the `per_sample=True`
+            form of `log_psi`. Small chunks stay in cache, which is faster (measurements in
+            docs/notes/); the values do not depend on it.
 
     Returns:
         Local energies (complex for a complex ψ; real for a positive ψ and a real operator).
@@ -211,7 +195,7 @@ def local_energies(
 
 
 class VMCObjective(AbstractObjective):
-    """The variational energy ⟨H⟩ of an exactly sampled wave function (`ARConv1D`, `ARConv2D`,
+    """The variational energy ⟨H⟩ of an `AbstractSpinState` (`ARConv1D`, `ARConv2D`,
     `FixedMagnetization`, `Symmetrized`) estimated from `n_samples` exact samples.
 
     `aux` holds the samples ("sigma", spin values), their local energies ("e_loc") and the
@@ -229,8 +213,7 @@ class VMCObjective(AbstractObjective):
 
     `gradient=False` skips the backward pass and returns zero gradients: for a preconditioner
     that builds its update from the samples and local energies alone (`SR`, which
-    `ground_state` pairs with it). On the 4×4 Heisenberg state with 16 symmetry images that
-    pass costs about a fifth of a step.
+    `ground_state` pairs with it).
     """
 
     hamiltonian: Any
@@ -244,7 +227,7 @@ class VMCObjective(AbstractObjective):
         if self.n_samples < 2:
             raise ValueError(f"`n_samples` must be >= 2 for an error bar, got {self.n_samples}.")
 
-    def value_and_grad(self, model: Any, key: Any):
+    def value_and_grad(self, model: AbstractSpinState, key: Any):
         sigma = model.to_spins(draw_samples(model, self.n_samples, key=key, shard=self.shard))
         e_loc = local_energies(model, self.hamiltonian, sigma)
         stats = estimate(e_loc)

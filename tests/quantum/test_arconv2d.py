@@ -14,9 +14,13 @@ from hypothesis import given, settings, strategies as st
 from quantum_testing import all_spins, assert_sampler_paths_agree, perturbed
 
 from physml.kernels import log_prob, sample
-from physml.quantum._arconv2d import ARConv2D, lattice_shape
-from physml.quantum._constraints import FixedMagnetization
-from physml.quantum._symmetry import Symmetrized, lattice_group
+from physml.quantum import (
+    ARConv2D,
+    FixedMagnetization,
+    Symmetrized,
+    lattice_group,
+    lattice_shape,
+)
 
 SHAPES = [(1, 3), (2, 2), (2, 3), (3, 2), (3, 3), (3, 4), (4, 3)]
 

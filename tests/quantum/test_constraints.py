@@ -11,9 +11,7 @@ from quantum_testing import all_spins, perturbed
 from test_arconv2d import chi_square_pvalue
 
 from physml.kernels import AbstractAutoregressiveModel, log_prob, sample
-from physml.quantum._arconv import ARConv1D
-from physml.quantum._arconv2d import ARConv2D
-from physml.quantum._constraints import FixedMagnetization
+from physml.quantum import ARConv1D, ARConv2D, FixedMagnetization
 
 
 def _inner(kind, shape, positive, seed, scale=1.0):
@@ -125,7 +123,7 @@ def test_bad_input_is_reported():
         FixedMagnetization(ARConv2D((2, 2), key=jax.random.key(0)), magnetization=1)
     with pytest.raises(TypeError, match="magnetization"):
         FixedMagnetization(ARConv2D((2, 2), key=jax.random.key(0)), magnetization=0.0)
-    with pytest.raises(TypeError, match="AbstractAutoregressiveModel"):
+    with pytest.raises(TypeError, match="AbstractAutoregressiveSpinState"):
         FixedMagnetization(object())
     with pytest.raises(ValueError, match="local states"):
         FixedMagnetization(ARConv2D((2, 2), local_states=(0.5, -0.5), key=jax.random.key(0)))

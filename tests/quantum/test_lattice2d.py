@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
-from physml.quantum._lattice2d import heisenberg_2d, marshall_sign, square_lattice, tfim_2d
+from physml.quantum import heisenberg_2d, marshall_sign, square_lattice, tfim_2d
 
 
 def _dense(op):

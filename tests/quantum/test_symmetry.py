@@ -11,9 +11,7 @@ from hypothesis import given, settings, strategies as st
 from quantum_testing import all_spins, perturbed
 from test_arconv2d import chi_square_pvalue
 
-from physml.quantum._arconv2d import ARConv2D
-from physml.quantum._constraints import FixedMagnetization
-from physml.quantum._symmetry import Symmetrized, check_group, lattice_group
+from physml.quantum import ARConv2D, FixedMagnetization, Symmetrized, check_group, lattice_group
 
 
 def _model(shape, positive, seed, scale=1.0):

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 from jax.flatten_util import ravel_pytree
 from quantum_testing import assert_gradient_within_5_standard_errors, perturbed
 
+from physml.kernels import train_init, train_step
 from physml.quantum import SR, ARConv1D, VMCObjective, heisenberg, local_energies, tfim
 from physml.quantum._flips import log_psi_single_flips
 
@@ -174,8 +175,6 @@ def test_sr_matches_direct_formula_in_both_spaces(positive):
 def test_sr_update_does_not_need_the_objective_gradient():
     """`VMCObjective(gradient=False)` (what `ground_state` builds for SR) skips the backward
     pass; the SR-preconditioned step is the same, and the plain gradient is really skipped."""
-    from physml.kernels._train import train_init, train_step
-
     n = 6
     H, m = tfim(n, 0.8), _model(n, False, 3)
     optimizer = optax.sgd(0.05)

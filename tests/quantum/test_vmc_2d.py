@@ -17,6 +17,7 @@ from physml.quantum import (
     FixedMagnetization,
     Symmetrized,
     VMCObjective,
+    check_compatible,
     evaluate_energy,
     exact_energy,
     full_sum_energy,
@@ -26,7 +27,6 @@ from physml.quantum import (
     local_energies,
     tfim_2d,
 )
-from physml.quantum._vmc import check_compatible
 
 
 def _arconv(shape, positive, seed, scale=0.5):
