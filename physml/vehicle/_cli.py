@@ -498,8 +498,9 @@ def add_parser(sub) -> None:
         help="collect, identify, then hold a drift on a donut or figure-eight with the MPC",
         description="Collect MINUTES of driving on the plant, identify a tyre model, and hold a "
         "drift along the path with the drift MPC for DURATION seconds (Djeumou et al., ICRA "
-        "2023). --log and --model reuse what physml sysid --out saved. Exit code 1 if the "
-        "chosen model's run stops early (spin-out, stall, off path).",
+        "2023). --log and --model reuse what physml sysid --out saved. Exit status 1 if the "
+        "chosen model's run stops early (spin-out, stall, off path) or a file could not be "
+        "written; 2 for bad arguments, before any work.",
     )
     p.add_argument("--path", choices=PATHS, default="donut", help="the path to drift along")
     p.add_argument(
