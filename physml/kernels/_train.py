@@ -44,8 +44,8 @@ class StopReason(eqx.Enumeration):
     nonfinite_gradient = "non-finite gradient"
     nonfinite_update = "non-finite update"
     collapsed = (
-        "collapsed sample batch (every sample the same configuration, so its zero variance is "
-        "an artefact of sampling, not an eigenstate)"
+        "collapsed sample batch (its zero variance is an artefact of sampling, not a sign of "
+        "convergence)"
     )
     callback = "stopped by a callback"
 

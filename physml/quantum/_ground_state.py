@@ -1,7 +1,8 @@
 """`ground_state`: the one high-level VMC workflow, and its `Result`.
 
-Copy and edit it rather than subclass it: it is `VMCObjective` + `physml.kernels.fit` + a final
-energy estimate with more samples.
+Copy and edit it rather than subclass it: it is `VMCObjective` (with a check that the samples
+have not collapsed onto one configuration) + `physml.kernels.fit` + a final energy estimate
+with more samples.
 """
 
 from __future__ import annotations
@@ -18,12 +19,29 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ..kernels import AbstractPreconditioner, Stats, estimate, fit
-from ..kernels._validate import check_finite_tree, check_key, check_positive_int
+from ..kernels import (
+    AbstractObjective,
+    AbstractPreconditioner,
+    OutputWriteError,
+    Stats,
+    StopReason,
+    check_writable,
+    estimate,
+    fit,
+    load_tree,
+    write_atomic_group,
+)
+from ..kernels._validate import check_finite_tree, check_key, check_positive_int, is_finite_scalar
 from ._sr import SR
 from ._vmc import VMCObjective, check_compatible, draw_samples, local_energies
 
-__all__ = ["Result", "evaluate_energy", "full_sum_energy", "ground_state"]
+__all__ = [
+    "Result",
+    "collapsed_batch",
+    "evaluate_energy",
+    "full_sum_energy",
+    "ground_state",
+]
 
 
 def _with(path: Path, suffix: str) -> Path:
@@ -36,12 +54,21 @@ class Result:
 
     Attributes:
         energy: final energy estimate (Pauli units) from `n_eval_samples` fresh samples.
-        variance: Var(E_loc) of that estimate (0 for an exact eigenstate).
+        variance: the energy variance ⟨H²⟩ − ⟨H⟩² of the state, estimated by Var(E_loc) over
+            those samples. Var(E_loc) = 0 means an eigenstate only if the samples explore the
+            state: when ψ has collapsed onto configurations that H connects to others on which
+            ψ vanishes (`collapsed_batch`, e.g. one configuration), Var(E_loc) is 0 for any
+            state. Then `info["collapsed"]` is True, `stop_reason` says so, and `variance`
+            (and the energy's error) add the weight H moves out of those configurations,
+            the mean of Σ_σ'≠σ |H_σ'σ|² over the samples, so that it is not 0.
         history: one dict per training step ("step", "loss" = energy, "loss_error",
             "loss_variance", ...).
         model: the trained model (last good parameters).
-        stop_reason: None, or why training stopped early (e.g. a non-finite energy).
+        stop_reason: None, or why training stopped early (a non-finite energy, a collapsed
+            state).
         wall_time_s: wall-clock time of training and evaluation [s].
+        info: "n_sites", "collapsed", and with a reference energy "exact" and
+            "relative_error" (None when the reference is 0).
     """
 
     energy: Stats
@@ -67,23 +94,51 @@ class Result:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write `path`.json (summary and history) and `path`.eqx (model parameters)."""
+        """Write `path`.eqx (model parameters) and `path`.json (summary and history).
+
+        Both are written in full to temporary files before either replaces an earlier one,
+        the `.eqx` first (`write_atomic_group`): a failed write (a full disk, a read-only
+        folder) leaves an earlier pair as it was and raises `OutputWriteError`, whose `.result`
+        is this `Result`.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Append suffixes (not `with_suffix`): stems such as "tfim_h0.5" contain dots.
+        eqx_path, json_path = _with(path, ".eqx"), _with(path, ".json")
         data = {"summary": self.summary(), "energy": self.energy.to_dict(), "history": self.history}
-        with open(_with(path, ".json"), "w") as f:
-            json.dump(data, f, indent=1)
-        eqx.tree_serialise_leaves(_with(path, ".eqx"), self.model)
+        text = json.dumps(data, indent=1).encode("utf-8")
+        try:
+            check_writable(eqx_path, name="result")
+            write_atomic_group(
+                [
+                    (eqx_path, lambda f: eqx.tree_serialise_leaves(f, self.model)),
+                    (json_path, lambda f: f.write(text)),
+                ]
+            )
+        except OutputWriteError as err:
+            err.result = self
+            raise
 
     @classmethod
     def load(cls, path: str | Path, *, like: Any) -> Result:
-        """Read a `Result` written by `save`; `like` is a model of the same architecture."""
+        """Read a `Result` written by `save`; `like` is a model of the same architecture.
+
+        Raises:
+            FileNotFoundError: a file of the pair is missing.
+            CheckpointFormatError: the `.eqx` is damaged or holds NaN/inf (`load_tree`).
+            CheckpointMismatchError: the `.eqx` is of another architecture than `like`.
+            ValueError: the `.json` is damaged or not a `Result` summary.
+        """
         path = Path(path)
-        with open(_with(path, ".json")) as f:
-            data = json.load(f)
-        model = eqx.tree_deserialise_leaves(_with(path, ".eqx"), like)
-        e = data["energy"]
+        json_path = _with(path, ".json")
+        try:
+            with open(json_path, encoding="utf-8") as f:
+                data = json.load(f)
+            s, e, history = data["summary"], data["energy"], data["history"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(
+                f"{str(json_path)!r} is damaged or not a physml `Result` summary: {e!r}"
+            ) from None
+        model = load_tree(_with(path, ".eqx"), like, what="model")
         energy = Stats(
             mean=jnp.asarray(e["mean"] + 1j * e["mean_imag"] if "mean_imag" in e else e["mean"]),
             error_of_mean=jnp.asarray(e["error_of_mean"]),
@@ -91,7 +146,6 @@ class Result:
             n_samples=jnp.asarray(e["n_samples"]),
             tau_corr=jnp.asarray(e["tau_corr"]),
         )
-        s = data["summary"]
         known = {
             "energy",
             "energy_error",
@@ -104,12 +158,78 @@ class Result:
         return cls(
             energy=energy,
             variance=s["variance"],
-            history=data["history"],
+            history=history,
             model=model,
             stop_reason=s["stop_reason"],
             wall_time_s=s["wall_time_s"],
             info={k: v for k, v in s.items() if k not in known},
         )
+
+
+def _off_diagonal(hamiltonian: Any, sigma: Any) -> tuple[Any, Any, Any]:
+    """Per configuration σ: H_σσ, Σ_σ'≠σ |H_σ'σ| and Σ_σ'≠σ |H_σ'σ|²."""
+    with jax.ensure_compile_time_eval():
+        jax.tree_util.tree_leaves(hamiltonian)  # build NetKet's lazy tables from constants
+    sigma_p, mels = hamiltonian.get_conn_padded(sigma)
+    off = jnp.any(sigma_p != sigma[:, None, :], axis=-1) & (mels != 0)
+    size = jnp.where(off, jnp.abs(mels), 0.0)
+    diagonal = jnp.sum(jnp.where(off, 0.0, mels), axis=-1)
+    return diagonal, jnp.sum(size, axis=-1), jnp.sum(size**2, axis=-1)
+
+
+def collapsed_batch(
+    model: Any, hamiltonian: Any, sigma: Any, e_loc: Any, *, rtol: float = 0.1
+) -> Any:
+    """Whether a batch of samples has collapsed: ψ is negligible on every configuration σ' that
+    H connects the samples to, far below what any state near an eigenstate would hold there.
+
+    Near an eigenstate, first-order perturbation theory gives |ψ(σ')/ψ(σ)| ≈ |H_σ'σ| / ΔE, with
+    ΔE the diagonal gap between σ and σ', so the off-diagonal part of the local energy is
+    about Σ_σ'≠σ |H_σ'σ|² / ΔE. The batch has collapsed when it is below `rtol` times that for
+    every sample, ΔE bounded above by G = 2|H_σσ| + Σ_σ'≠σ |H_σ'σ|:
+    |E_loc(σ) − H_σσ| ≤ `rtol` Σ_σ'≠σ |H_σ'σ|² / G, and, for the first sample σ₀, summed in
+    absolute value (no cancellation hides it), Σ_σ'≠σ₀ |H_σ'σ₀ ψ(σ')/ψ(σ₀)| below the same.
+
+    The state then sits on a few configurations (one, or a degenerate pair such as the two
+    Néel states) that are not an eigenstate, yet Var(E_loc) ≈ 0 and E_loc is the diagonal
+    energy whatever the state's true energy and variance: an absurd or negative learning rate
+    drives a model there. An exact basis-state eigenstate (H diagonal there, e.g. the
+    classical Ising chain) is not flagged.
+
+    Args:
+        model: the wave function (`log_psi` on spin configurations).
+        hamiltonian: a NetKet JAX operator.
+        sigma: spin configurations, shape (batch, sites).
+        e_loc: their local energies, shape (batch,).
+        rtol: the fraction of the smallest perturbative off-diagonal energy below which ψ
+            counts as vanishing (a state near an eigenstate has at least the whole of it, since
+            G bounds the gap from above).
+
+    Returns:
+        A bool scalar array (jit-friendly).
+    """
+    diagonal, size, size2 = _off_diagonal(hamiltonian, sigma)
+    bound = rtol * size2 / (2 * jnp.abs(diagonal) + size)
+    diagonal_only = jnp.all((size > 0) & (jnp.abs(e_loc - diagonal) <= bound))
+    s0 = sigma[:1]
+    sigma_p, mels = hamiltonian.get_conn_padded(s0)
+    off = jnp.any(sigma_p[0] != s0, axis=-1) & (mels[0] != 0)
+    log_ratio = jnp.real(model.log_psi(sigma_p[0]) - model.log_psi(s0)[0])
+    weight = jnp.where(off, jnp.abs(mels[0]), 0.0)
+    leak = jnp.sum(weight * jnp.exp(jnp.where(off, jnp.minimum(log_ratio, 0.0), -jnp.inf)))
+    return diagonal_only & (leak <= bound[0])
+
+
+class _CollapseChecked(AbstractObjective):
+    """`objective` (a `VMCObjective`) with `aux["collapsed"]` (`collapsed_batch` of its
+    samples), on which `fit` stops with `StopReason.collapsed`."""
+
+    objective: VMCObjective
+
+    def value_and_grad(self, model: Any, key: Any):
+        stats, grads, aux = self.objective.value_and_grad(model, key)
+        collapsed = collapsed_batch(model, self.objective.hamiltonian, aux["sigma"], aux["e_loc"])
+        return stats, grads, {**aux, "collapsed": collapsed}
 
 
 def ground_state(
@@ -133,19 +253,29 @@ def ground_state(
         hamiltonian: NetKet JAX operator on `Spin(1/2, N)` (e.g. `tfim(N, h)`), Pauli units.
         model: an autoregressive model with `n_sites == N` (`ARConv1D`, `ARConv2D`,
             `FixedMagnetization`) or a `Symmetrized` one (see `check_compatible`).
-        n_samples: samples per step.
+        n_samples: samples per step (>= 2).
         steps: optimisation steps.
         key: PRNG key (training uses one split, the final estimate the other).
         optimizer: optax transform; default Adam(1e-3, b2=0.9) as in the NAQS paper's code.
         preconditioner: e.g. `SR(diag_shift=1e-3)` (then use `optax.sgd`).
-        n_eval_samples: samples for the final estimate (default 4 × n_samples).
-        exact: a reference energy; if given, `info` gets the relative error.
-        progress: show the progress bar (running energy ± error).
+        n_eval_samples: samples for the final estimate (>= 2; default 4 × n_samples).
+        exact: a finite reference energy; if given, `info` gets the relative error (None when
+            `exact` is 0, where it is undefined).
+        progress: show progress (running energy ± error).
         log_path: JSON-lines training log.
         callbacks: passed to `fit`.
 
+    Every argument is checked, and `log_path` checked writable, before the first step. A
+    batch of samples that collapses onto one configuration (`collapsed_batch`; an absurd or
+    negative learning rate does this) stops training with the last parameters that had not
+    collapsed and `stop_reason` saying so.
+
     Returns:
         A `Result`.
+
+    Raises:
+        OutputWriteError: the log could not be written at the end of training; the finished
+            `Result` is attached as `.result`.
     """
     check_compatible(hamiltonian, model)
     check_finite_tree(model, "model")
@@ -155,40 +285,71 @@ def ground_state(
     steps = check_positive_int(steps, "steps")
     n_eval = 4 * n_samples if n_eval_samples is None else n_eval_samples
     n_eval = check_positive_int(n_eval, "n_eval_samples")
+    if n_eval < 2:
+        raise ValueError(f"`n_eval_samples` must be >= 2 for an error bar, got {n_eval}.")
+    if exact is not None and (isinstance(exact, (bool, str)) or not is_finite_scalar(exact)):
+        raise ValueError(f"`exact` must be a finite reference energy or None, got {exact!r}.")
     key = check_key(key)
     if optimizer is None:
         optimizer = optax.adam(1e-3, b2=0.9)
     train_key, eval_key = jax.random.split(key)
     # SR builds its update from the per-sample log-derivatives; the plain gradient is not used.
     objective = VMCObjective(hamiltonian, n_samples, gradient=not isinstance(preconditioner, SR))
-    run = fit(
-        objective,
-        model,
-        optimizer=optimizer,
-        steps=steps,
-        key=train_key,
-        preconditioner=preconditioner,
-        callbacks=callbacks,
-        log_path=log_path,
-        progress=progress,
-        desc="VMC energy",
-    )
     try:
-        energy = evaluate_energy(hamiltonian, run.model, n_eval, key=eval_key)
+        run = fit(
+            _CollapseChecked(objective),
+            model,
+            optimizer=optimizer,
+            steps=steps,
+            key=train_key,
+            preconditioner=preconditioner,
+            callbacks=callbacks,
+            log_path=log_path,
+            progress=progress,
+            desc="VMC energy",
+        )
+    except OutputWriteError as err:
+        if err.result is None:
+            raise
+        err.result = _result(hamiltonian, model.n_sites, err.result, n_eval, eval_key, exact)
+        raise
+    return _result(hamiltonian, model.n_sites, run, n_eval, eval_key, exact)
+
+
+def _result(hamiltonian, n_sites, run, n_eval, eval_key, exact) -> Result:
+    """The final estimate of a finished `fit` run, as a `Result`."""
+    try:
+        energy, spread = _evaluate(hamiltonian, run.model, n_eval, key=eval_key, chunk=4096)
     except FloatingPointError as err:
         if run.stop_reason is None:
             raise
         raise FloatingPointError(f"Training stopped early ({run.stop_reason}); {err}") from err
-    info: dict = {"n_sites": model.n_sites}
+    stop_reason = run.stop_reason
+    info: dict = {"n_sites": n_sites, "collapsed": bool(run.stop == StopReason.collapsed)}
+    if spread is not None:  # a collapsed state: Var(E_loc) misses the weight H moves out of it
+        info["collapsed"] = True
+        var = energy.variance + spread
+        energy = eqx.tree_at(
+            lambda e: (e.variance, e.error_of_mean),
+            energy,
+            (var, jnp.sqrt(var * energy.tau_corr / energy.n_samples).astype(var.dtype)),
+        )
+        if stop_reason is None:
+            stop_reason = (
+                f"{StopReason[StopReason.collapsed]} in the final estimate: the state sits on "
+                "configurations that are not an eigenstate"
+            )
     if exact is not None:
         info["exact"] = float(exact)
-        info["relative_error"] = abs((float(energy.mean.real) - exact) / exact)
+        info["relative_error"] = (
+            None if exact == 0 else abs((float(energy.mean.real) - exact) / exact)
+        )
     return Result(
         energy=energy,
         variance=float(energy.variance),
         history=run.history,
         model=run.model,
-        stop_reason=run.stop_reason,
+        stop_reason=stop_reason,
         wall_time_s=run.wall_time_s,
         info=info,
     )
@@ -196,8 +357,10 @@ def ground_state(
 
 @eqx.filter_jit
 def _energy_batch(model, hamiltonian, n, key):
-    x = draw_samples(model, n, key=key)
-    return local_energies(model, hamiltonian, model.to_spins(x))
+    sigma = model.to_spins(draw_samples(model, n, key=key))
+    e_loc = local_energies(model, hamiltonian, sigma)
+    spread = jnp.mean(_off_diagonal(hamiltonian, sigma)[2])
+    return e_loc, collapsed_batch(model, hamiltonian, sigma, e_loc), spread
 
 
 def evaluate_energy(
@@ -213,16 +376,21 @@ def evaluate_energy(
     Raises:
         FloatingPointError: some local energies are non-finite (say how many).
     """
+    return _evaluate(hamiltonian, model, n_samples, key=key, chunk=chunk)[0]
+
+
+def _evaluate(hamiltonian, model, n_samples, *, key, chunk) -> tuple[Stats, float | None]:
+    """`evaluate_energy`, and, if every chunk of samples has collapsed (`collapsed_batch`),
+    the mean over the samples of Σ_σ'≠σ |H_σ'σ|² (else None): the variance that E_loc misses
+    when ψ vanishes on every configuration H connects the samples to."""
     check_compatible(hamiltonian, model)
     n_samples = check_positive_int(n_samples, "n_samples")
     sizes = [chunk] * (n_samples // chunk) + ([n_samples % chunk] if n_samples % chunk else [])
     keys = jax.random.split(check_key(key), len(sizes))
-    e_loc = np.concatenate(
-        [
-            np.asarray(_energy_batch(model, hamiltonian, s, k))
-            for s, k in zip(sizes, keys, strict=False)
-        ]
-    )
+    batches = [_energy_batch(model, hamiltonian, s, k) for s, k in zip(sizes, keys, strict=True)]
+    e_loc = np.concatenate([np.asarray(b[0]) for b in batches])
+    collapsed = all(bool(b[1]) for b in batches)
+    spread = float(np.average([float(b[2]) for b in batches], weights=sizes))
     bad = int(np.sum(~np.isfinite(e_loc)))
     if bad:
         raise FloatingPointError(
@@ -232,7 +400,7 @@ def evaluate_energy(
     out = estimate(e_loc)
     if not math.isfinite(float(out.error_of_mean)):
         raise FloatingPointError("The energy estimate's error is non-finite.")
-    return out
+    return out, (spread if collapsed else None)
 
 
 @eqx.filter_jit

@@ -1,6 +1,10 @@
-"""ground_state: bad input, divergence handling, save/load, observables, learning."""
+"""ground_state: bad input, divergence handling, collapsed states, save/load (also on a full
+disk), observables, learning."""
 
+import errno
+import json
 import math
+import os
 
 import equinox as eqx
 import jax
@@ -11,6 +15,7 @@ import optax
 import pytest
 from quantum_testing import all_spins
 
+from physml.kernels import OutputWriteError
 from physml.quantum import (
     SR,
     ARConv1D,
@@ -71,12 +76,25 @@ def test_rejects_bad_arguments():
     # Our boundary check says "autoregressive wave function"; under the test run's runtime type
     # checker the annotation (AbstractAutoregressiveModel) may fire first.
     with pytest.raises(
-        TypeError, match=r"autoregressive wave function|AbstractAutoregressiveModel"
+        TypeError,
+        match=r"autoregressive wave function|AbstractAutoregressiveModel|AbstractSpinState",
     ):
         _run(H, lambda s: s)
     bad = eqx.tree_at(lambda m: m.head_b, m, jnp.array([jnp.nan, 0.0]))
     with pytest.raises(ValueError, match="finite"):
         _run(H, bad)
+    # Checked before the first step, not after training (issue 21).
+    with pytest.raises(ValueError, match="`n_eval_samples` must be >= 2"):
+        _run(H, m, n_eval_samples=1, steps=10**9)
+    with pytest.raises(ValueError, match="`exact` must be a finite"):
+        _run(H, m, exact=float("nan"), steps=10**9)
+
+
+def test_exact_energy_zero_has_no_relative_error():
+    """A reference energy of 0 (h = 0 and J = 0) is legitimate: the relative error is None."""
+    res = _run(tfim(4, 1.0), _small(), exact=0.0, steps=1)
+    assert res.info["exact"] == 0.0 and res.info["relative_error"] is None
+    assert json.loads(json.dumps(res.summary()))["relative_error"] is None
 
 
 def test_non_finite_local_energies_stop_the_run_and_say_why():
@@ -85,6 +103,57 @@ def test_non_finite_local_energies_stop_the_run_and_say_why():
     H = nk.operator.IsingJax(nk.hilbert.Spin(0.5, 4), nk.graph.Chain(4), h=float("nan"), J=-1.0)
     with pytest.raises(FloatingPointError, match=r"non-finite loss at step 0.*local energies"):
         _run(H, _small())
+
+
+def _polarised(n=4):
+    """ψ on all-up alone (to round-off): a collapsed state."""
+    return eqx.tree_at(lambda m: m.head_b, _small(n), jnp.array([40.0, -40.0]))
+
+
+def test_collapsed_batch_tells_a_collapsed_state_from_an_eigenstate():
+    from physml.quantum._ground_state import collapsed_batch
+    from physml.quantum._vmc import local_energies
+
+    def collapsed(H, model):
+        sigma = sample_spins(model, 32, key=jax.random.key(0))
+        return bool(collapsed_batch(model, H, sigma, local_energies(model, H, sigma)))
+
+    assert collapsed(tfim(4, 1.0), _polarised())  # all-up is no eigenstate at h = 1
+    assert not collapsed(tfim(4, 0.0), _polarised())  # ... but is one at h = 0
+    assert not collapsed(tfim(4, 1.0), _small())  # a spread-out state
+    # Close to all-up: ψ(σ')/ψ(σ) ≈ 0.05 on single flips, a fifth of the first-order value
+    # h / 4 of a state near an eigenstate; not collapsed. At ≈ 0.003 (head bias 3), a hundredth
+    # of it, Var(E_loc) ≈ 1e-5 while ⟨H²⟩ − ⟨H⟩² ≈ 4: collapsed.
+    nearly = eqx.tree_at(lambda m: m.head_b, _small(), jnp.array([1.5, -1.5]))
+    assert not collapsed(tfim(4, 1.0), nearly)
+    assert collapsed(
+        tfim(4, 1.0), eqx.tree_at(lambda m: m.head_b, _small(), jnp.array([3.0, -3.0]))
+    )
+
+
+@pytest.mark.parametrize(
+    "optimizer, preconditioner",
+    [(optax.sgd(1e6), SR(1e-3)), (optax.adam(1e4), None), (optax.adam(-0.1), None)],
+    ids=["sgd-1e6-SR", "adam-1e4", "adam-negative-lr"],
+)
+def test_collapsed_state_is_reported_not_presented_as_exact(optimizer, preconditioner):
+    """An absurd or negative learning rate collapses the N = 6 chain onto one configuration
+    (or the Néel pair): E = ±6 with Var(E_loc) = 0 and no stop reason before issue 21. Now the
+    run stops with `stop_reason` saying so, with the last parameters whose samples had not
+    collapsed, and neither the variance nor the error is reported as 0."""
+    H = tfim(6, 1.0)
+    res = _run(
+        H,
+        _small(6),
+        n_samples=64,
+        steps=40,
+        optimizer=optimizer,
+        preconditioner=preconditioner,
+        exact=exact_energy(H),
+    )
+    assert res.stop_reason is not None and res.stop_reason.startswith("collapsed sample batch")
+    assert res.info["collapsed"] is True
+    assert res.variance > 1e-3 and float(res.energy.error_of_mean) > 0
 
 
 def test_result_save_load_round_trip(tmp_path):
@@ -98,6 +167,46 @@ def test_result_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(back.model.log_psi(s), res.model.log_psi(s))
     assert float(back.energy.mean.real) == float(res.energy.mean.real)
     assert len(res.history) == 3 and {"step", "loss", "loss_error"} <= set(res.history[0])
+
+
+def test_failed_save_leaves_the_earlier_result_and_keeps_the_new_one(tmp_path, monkeypatch):
+    """ENOSPC while writing the `.json` (after the `.eqx` was written in full): neither file
+    is replaced, the earlier pair still loads, and the error carries the new `Result`."""
+    H = tfim(4, 1.0)
+    first = _run(H, _small(), steps=1)
+    first.save(tmp_path / "run")
+    second = _run(H, _small(), steps=2)
+    fsync, calls = os.fsync, []
+
+    def json_write_fails(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", json_write_fails)
+    with pytest.raises(OutputWriteError, match=r"run\.json.*no space left on device") as e:
+        second.save(tmp_path / "run")
+    monkeypatch.undo()
+    assert e.value.result is second
+    back = Result.load(tmp_path / "run", like=_small(seed=5))
+    assert back.summary() == first.summary() and len(back.history) == 1
+    s = jnp.ones((1, 4))
+    np.testing.assert_array_equal(back.model.log_psi(s), first.model.log_psi(s))
+
+
+def test_log_that_cannot_be_written_keeps_the_result(tmp_path, monkeypatch):
+    write = os.write
+
+    def full(fd, data):
+        if bytes(data).startswith(b'{"step"'):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.warns(RuntimeWarning), pytest.raises(OutputWriteError, match="ENOSPC") as e:
+        _run(tfim(4, 1.0), _small(), log_path=tmp_path / "log.jsonl")
+    assert isinstance(e.value.result, Result) and len(e.value.result.history) == 3
 
 
 def test_observables_of_the_uniform_state():
@@ -211,5 +320,7 @@ def test_learns_heisenberg_chain_20():
 def test_boundary_check_says_what_model_is_expected():
     from physml.quantum._vmc import check_compatible
 
-    with pytest.raises(TypeError, match="autoregressive wave function with `log_psi`"):
+    with pytest.raises(
+        TypeError, match=r"autoregressive wave function with `log_psi`|AbstractSpinState"
+    ):
         check_compatible(tfim(4, 1.0), object())
