@@ -32,10 +32,15 @@ import casadi as ca  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from physml.kernels import rollout  # noqa: E402
-from physml.vehicle import DriftPlant, Fiala, SingleTrackModel, params_from_plant  # noqa: E402
-from physml.vehicle._control.mpc import _GAMMA, DriftMPC  # noqa: E402
-from physml.vehicle._control.paths import Donut  # noqa: E402
+from physml.kernels import ROS2_GAMMA, rollout  # noqa: E402
+from physml.vehicle import (  # noqa: E402
+    Donut,
+    DriftMPC,
+    DriftPlant,
+    Fiala,
+    SingleTrackModel,
+    params_from_plant,
+)
 
 
 def _soft_floor(x, floor):
@@ -90,12 +95,13 @@ def casadi_vector_field(model: SingleTrackModel, kappa: float):
 
 
 def casadi_ros2(model, kappa):
-    """x_{k+1} = ROS2(x_k, u_k, h) with W = I − γ h J(vehicle states), as `rosenbrock_step`."""
+    """x_{k+1} = ROS2(x_k, u_k, h) with W = I − γ h J(vehicle states), as the MPC's predictor
+    (`physml.kernels.ros2_step` on the stiff block (r, V, β, ω_r))."""
     f, dyn, x, u = casadi_vector_field(model, kappa)
     h = ca.SX.sym("h")
     jac = ca.jacobian(dyn(x, u), x[:4])
     w = ca.SX.eye(7)
-    w[:4, :4] = w[:4, :4] - _GAMMA * h * jac
+    w[:4, :4] = w[:4, :4] - ROS2_GAMMA * h * jac
     k1 = ca.solve(w, f(x, u))
     k2 = ca.solve(w, f(x + h * k1, u) - 2 * k1)
     return ca.Function("ros2", [x, u, h], [x + h * (1.5 * k1 + 0.5 * k2)])
@@ -162,7 +168,7 @@ class IpoptMPC:
         opti.set_value(self.u_prev, np.asarray(u_prev))
         # The same initial guess as the JAX cold start: hold the last command.
         plan0 = np.tile(np.asarray(u_prev), (self.mpc.horizon_steps, 1))
-        pred = np.asarray(self.mpc_predict(np.asarray(x0), plan0))
+        pred = np.asarray(self.mpc.predict(np.asarray(x0), plan0))
         opti.set_initial(self.us, (plan0 / self.u_scale).T)
         opti.set_initial(self.xs, (pred / self.x_scale).T)
         tic = time.perf_counter()
@@ -175,18 +181,13 @@ class IpoptMPC:
         wall = time.perf_counter() - tic
         return np.asarray(sol.value(self.us)).T * self.u_scale, wall, ok
 
-    def mpc_predict(self, x0, plan):
-        from physml.vehicle._control.mpc import predict
-
-        return predict(self.mpc.model, x0, plan, self.mpc.dt_s, self.mpc.path.curvature)
-
 
 def main(problems: int = 40, max_iterations: int = 5) -> dict:
     plant = DriftPlant()
     fiala = Fiala(coupling="friction_circle")
     model = SingleTrackModel(params_from_plant(plant), fiala, fiala)
     path = Donut(11.0, np.radians(30.0))
-    mpc = DriftMPC(model, path, max_iterations=max_iterations)
+    mpc = DriftMPC.from_path(model, path, max_iterations=max_iterations)
     y_ref, u_ref = mpc.reference.at(0.0)
 
     # Problems: a closed loop of the MPC on the model from a perturbed drift.

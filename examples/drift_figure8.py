@@ -11,7 +11,8 @@ from physml.vehicle import format_drift_table, run_drift
 from physml.vehicle.plot import plot_drift
 
 #: The identified model has no drift equilibrium through part of each sideslip reversal (the
-#: DriftMPC module docstring): interpolate its reference over stretches up to this long [m].
+#: findings in docs/notes/2026-12-01-drift-mpc-findings.md): interpolate its reference over
+#: stretches up to this long [m].
 BRIDGE_M = 20.0
 
 

@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
 import jax
 
-from physml.vehicle import DriftPlant, collect, format_drift_table, run_drift
-from physml.vehicle._drift_run import drive, make_path
+from physml.vehicle import (
+    DriftPlant,
+    FigureEight,
+    collect,
+    drive,
+    format_drift_table,
+    run_drift,
+)
 from physml.vehicle.plot import plot_comparison, plot_drift
 
 
@@ -55,11 +62,11 @@ def main(
         steps=steps,
         duration_s=duration_s,
     )
-    # The figure-eight with the same identified model (no second identification).
+    # The figure-eight (R = 11 m, 30°) with the same identified model (no second
+    # identification).
     neural = donut["neural_exptanh"]
-    run = drive(
-        "neural_exptanh", neural.model, plant, make_path("figure8"), duration_s, key=key_runs
-    )
+    eight_path = FigureEight(11.0, math.radians(30.0))
+    run = drive("neural_exptanh", neural.model, plant, eight_path, duration_s, key=key_runs)
     run.identification = neural.identification
     eight = {"neural_exptanh": run}
     print(format_drift_table(donut))

@@ -13,12 +13,14 @@ them all", CoRL 2024, appendix A.
   `load_log`;
 - drift references: `Donut`, `FigureEight`, `TabulatedPath` (with `pose` and `project` onto
   path coordinates), the model's steady drifts with their stability, `solve_equilibrium`, and
-  the quasi-equilibrium reference along a path, `drift_reference` / `DriftReference`;
-- control: the real-time drift MPC `DriftMPC` (`MPCWeights`, `MPCState`, `MPCInfo`,
-  `stack_models` for posterior particles) and the closed loop on the plant, `simulate`
-  (`ClosedLoopResult`, `PoseSensor`, `drift_start`); the whole pipeline (collect → identify →
+  the quasi-equilibrium reference along a path, `drift_reference` / `DriftReference`
+  (`NoDriftEquilibriumError` where the model cannot hold a drift);
+- control: the real-time drift MPC `DriftMPC` (`DriftMPC.from_path`, `MPCWeights`,
+  `MPCState`, `MPCInfo`, `MPCStatus`, `stack_models` for posterior particles) and the closed
+  loop on the plant, `simulate` (`ClosedLoopResult`, `StopReason`, `PoseSensor`,
+  `drift_start`); the whole pipeline (collect → identify →
   closed loop, with the comparison table and plots) as `run_drift` (`DriftRunResult`,
-  `format_drift_table`);
+  `format_drift_table`), one model on one path as `drive`;
 - identification: `identify`, `make_model` (with `data=` for an initialisation from the log's
   axle forces, `axle_force_estimates` / `fit_tires_to_forces`), `trainable_spec`,
   `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
@@ -27,20 +29,19 @@ them all", CoRL 2024, appendix A.
 from ._control.closed_loop import (
     ClosedLoopResult as ClosedLoopResult,
     PoseSensor as PoseSensor,
+    StopReason as StopReason,
     drift_start as drift_start,
     simulate as simulate,
 )
 from ._control.equilibria import (
-    DriftReference as DriftReference,
     Equilibrium as Equilibrium,
-    drift_reference as drift_reference,
     solve_equilibrium as solve_equilibrium,
 )
 from ._control.mpc import (
     DriftMPC as DriftMPC,
     MPCInfo as MPCInfo,
     MPCState as MPCState,
-    MPCWeights as MPCWeights,
+    MPCStatus as MPCStatus,
     stack_models as stack_models,
 )
 from ._control.paths import (
@@ -48,6 +49,11 @@ from ._control.paths import (
     Donut as Donut,
     FigureEight as FigureEight,
     TabulatedPath as TabulatedPath,
+)
+from ._control.problem import MPCWeights as MPCWeights
+from ._control.reference import (
+    DriftReference as DriftReference,
+    drift_reference as drift_reference,
 )
 from ._data.collect import collect as collect
 from ._data.log import (
@@ -65,9 +71,11 @@ from ._data.stabiliser import (
 )
 from ._drift_run import (
     DriftRunResult as DriftRunResult,
+    drive as drive,
     format_drift_table as format_drift_table,
     run_drift as run_drift,
 )
+from ._errors import NoDriftEquilibriumError as NoDriftEquilibriumError
 from ._model.params import VehicleParams as VehicleParams
 from ._model.single_track import (
     SingleTrackModel as SingleTrackModel,

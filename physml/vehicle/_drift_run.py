@@ -23,10 +23,12 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ._control.closed_loop import ClosedLoopResult, simulate
-from ._control.mpc import DriftMPC, MPCWeights
+from ._control.mpc import DriftMPC, check_mpc_options
 from ._control.paths import AbstractPath, Donut, FigureEight
+from ._control.problem import MPCWeights
 from ._data.collect import collect
 from ._data.log import DriveLog
+from ._errors import NoDriftEquilibriumError
 from ._model.single_track import SingleTrackModel
 from ._plant.dynamics import ISIDESLIP, ISPEED, IX, IY, DriftPlant
 from ._sysid.identify import identify, make_model, params_from_plant
@@ -39,7 +41,8 @@ NOMINAL = "nominal"
 #: The tyre of the nominal model (textbook parameters, no identification).
 NOMINAL_TIRE = "fiala"
 #: Soft speed floor margin m_V [m/s] of the MPC in the drift pipeline (`MPCWeights`): it keeps
-#: the MPC out of the brake-and-stall basin on the plant (the `_mpc` module docstring).
+#: the MPC out of the brake-and-stall basin on the plant
+#: (docs/notes/2026-12-01-drift-mpc-findings.md).
 DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
 
 
@@ -59,7 +62,7 @@ class DriftRunResult:
 
     Attributes:
         label: "nominal" or the identified tyre's name (one of `TIRES`).
-        path_name: "donut", "figure8", or the path's class name.
+        path_name: the path's `name` ("donut", "figure8", ...).
         path: the path driven.
         model: the single-track model the MPC used.
         closed_loop: the `simulate` result, or None if no closed loop could run (`error`).
@@ -142,10 +145,6 @@ def _jsonable(obj):
     return obj
 
 
-def _path_name(path: AbstractPath) -> str:
-    return {Donut: "donut", FigureEight: "figure8"}.get(type(path), type(path).__name__)
-
-
 def nominal_model(plant: DriftPlant, *, key: PRNGKeyArray) -> SingleTrackModel:
     """The model with no identification: the plant's measured mass, inertias and geometry
     (`params_from_plant`) and textbook Fiala tyres (`make_model` without data)."""
@@ -183,33 +182,36 @@ def drive(
     *,
     key: PRNGKeyArray,
     time_solves: bool = True,
+    wheel_speed: str = "measured",
     mpc_options: Mapping | None = None,
 ) -> DriftRunResult:
-    """Build the drift MPC for `model` on `path` and run it on `plant` for `duration_s` [s]
-    from a steady drift at s = 0 (`drift_start`). The nominal model's MPC uses the
-    quasi-steady wheel speed, as `DriftMPC` advises for an un-identified model; every model's
-    MPC uses the soft speed floor m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS` and the input limits
-    of `plant.actuators`. A model with no drift equilibrium on the path gives a result with
-    `error` set and no closed loop."""
+    """Build the drift MPC for `model` on `path` (`DriftMPC.from_path`) and run it on `plant`
+    for `duration_s` [s] from a steady drift (`simulate`). The MPC uses `wheel_speed`
+    ("measured", or "quasi_steady" for an un-identified model), the soft speed floor
+    m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, the input limits of `plant.actuators`, and any
+    `mpc_options` over these. A model with no drift equilibrium on the path
+    (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
+    options raise."""
     options = {
-        "wheel_speed": "quasi_steady" if label == NOMINAL else "measured",
+        "wheel_speed": wheel_speed,
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
         "actuators": plant.actuators,
     }
     options.update(mpc_options or {})
+    check_mpc_options(options)
     times = {}
     tic = time.perf_counter()
     try:
-        mpc = DriftMPC(model, path, **options)
-    except ValueError as err:
-        return DriftRunResult(label, _path_name(path), path, model, None, error=str(err))
+        mpc = DriftMPC.from_path(model, path, **options)
+    except NoDriftEquilibriumError as err:
+        return DriftRunResult(label, path.name, path, model, None, error=str(err))
     times["mpc"] = time.perf_counter() - tic
     tic = time.perf_counter()
     res = simulate(plant, mpc, path, duration_s, key=key, time_solves=time_solves)
     times["simulate"] = time.perf_counter() - tic
     return DriftRunResult(
         label,
-        _path_name(path),
+        path.name,
         path,
         model,
         res,
@@ -230,6 +232,7 @@ def run_drift(
     log: DriveLog | None = None,
     progress: bool = True,
     time_solves: bool = True,
+    wheel_speed: str | None = None,
     mpc_options: Mapping | None = None,
 ) -> dict[str, DriftRunResult]:
     """Collect `minutes` of driving on the plant, identify each model of `tires`, and hold a
@@ -247,7 +250,12 @@ def run_drift(
         log: a log to identify from instead of collecting one.
         progress: print the stages and show `identify`'s progress bar.
         time_solves: replay the MPC's solves to time them (`simulate`).
-        mpc_options: keyword arguments for `DriftMPC` (e.g. `max_iterations`).
+        wheel_speed: the MPC's wheel-speed mode for every model, "measured" or
+            "quasi_steady"; default None: "quasi_steady" for a model that was not identified
+            (the nominal one, whose slip-to-force map is the least reliable part) and
+            "measured" for identified ones.
+        mpc_options: keyword arguments for `DriftMPC.from_path` (e.g. `max_iterations`,
+            `bridge_m`); checked before any work.
 
     Returns:
         {label: DriftRunResult}, in the order of `tires`.
@@ -264,6 +272,11 @@ def run_drift(
         raise ValueError(f"`duration_s` must be a finite duration > 0 [s], got {duration_s!r}.")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"`steps` must be an int >= 1, got {steps!r}.")
+    if wheel_speed not in (None, "measured", "quasi_steady"):
+        raise ValueError(
+            f"`wheel_speed` must be None, 'measured' or 'quasi_steady', got {wheel_speed!r}."
+        )
+    check_mpc_options(dict(mpc_options or {}))
     plant = DriftPlant() if plant is None else plant
     say = print if progress else (lambda *a, **k: None)
     k_log, k_model, k_sim = jax.random.split(key, 3)
@@ -280,7 +293,7 @@ def run_drift(
         model, report = fit_model(label, log, plant, key=k_model, steps=steps, progress=progress)
         t_fit = time.perf_counter() - tic
         say(
-            f"[drift] {label}: {duration_s:g} s closed loop on the {_path_name(path)} ...",
+            f"[drift] {label}: {duration_s:g} s closed loop on the {path.name} ...",
             flush=True,
         )
         run = drive(
@@ -291,6 +304,7 @@ def run_drift(
             duration_s,
             key=k_sim,
             time_solves=time_solves,
+            wheel_speed=wheel_speed or ("quasi_steady" if report is None else "measured"),
             mpc_options=mpc_options,
         )
         run.identification = report

@@ -4,13 +4,19 @@ import jax
 import numpy as np
 import pytest
 
-from physml.vehicle._control.closed_loop import STOP_REASONS, simulate
-from physml.vehicle._control.mpc import DriftMPC
-from physml.vehicle._control.paths import Donut, FigureEight
-from physml.vehicle._model.single_track import SingleTrackModel
-from physml.vehicle._plant.dynamics import ISIDESLIP, DriftPlant
-from physml.vehicle._sysid.identify import params_from_plant
-from physml.vehicle._tires.fiala import Fiala
+from physml.vehicle import (
+    Donut,
+    DriftMPC,
+    DriftPlant,
+    Fiala,
+    FigureEight,
+    MPCStatus,
+    SingleTrackModel,
+    StopReason,
+    params_from_plant,
+    simulate,
+)
+from physml.vehicle._plant.dynamics import ISIDESLIP
 
 PATH = Donut(11.0, np.radians(30.0))
 
@@ -22,7 +28,7 @@ def setup():
     # (friction-circle coupling pinned); not identified, so it does not match the plant's tyres.
     tyre = Fiala(coupling="friction_circle")
     model = SingleTrackModel(params_from_plant(plant), tyre, tyre)
-    mpc = DriftMPC(model, PATH, max_iterations=5, wheel_speed="quasi_steady")
+    mpc = DriftMPC.from_path(model, PATH, max_iterations=5, wheel_speed="quasi_steady")
     return plant, mpc
 
 
@@ -37,6 +43,7 @@ def test_plant_stays_in_drift_on_the_donut(setup):
     assert m["sideslip_rmse_deg"] < 5.0, m
     assert m["n_fallback"] == 0 and m["max_violation"] <= 1e-9
     assert res.plant_state.shape == (40, 9) and res.measurement.shape == (40, 7)
+    assert not np.any(np.asarray(res.status == MPCStatus.nonfinite_fallback))
     # The car went round: s grew at about V (≈ 10 m/s).
     assert 15.0 < res.path_state[-1, 2] < 25.0
     # Drift convention on a left donut: β < 0.
@@ -50,7 +57,8 @@ def test_a_stop_is_reported_with_time_state_and_reason(setup):
         plant, mpc, PATH, 2.0, key=jax.random.key(1), max_lateral_error_m=0.02, time_solves=True
     )
     assert res.stop is not None
-    assert res.stop["reason"] == STOP_REASONS[3]
+    assert res.stop["reason"] == StopReason[StopReason.left_path]
+    assert res.stop["reason"] == "left the path: |lateral error| too large"  # as serialised
     assert 0 < res.stop["time_s"] < 2.0
     assert res.stop["state"].shape == (9,)
     assert res.metrics["duration_s"] <= res.stop["time_s"] + 1e-9
@@ -85,14 +93,14 @@ def test_bad_input_is_reported(setup):
     "nominal model it brakes through the reversal and stalls after about half a lap; with the "
     "soft speed floor (MPCWeights.speed_floor_margin_mps = 2, as run_drift uses) the car does "
     "not stall but fails to enter the opposite drift and leaves the path (~0.54 laps); see "
-    "the DriftMPC module docstring",
+    "docs/notes/2026-12-01-drift-mpc-findings.md",
 )
 def test_figure_eight_two_laps_without_spin_out():
     plant = DriftPlant()
     tyre = Fiala(coupling="friction_circle")
     model = SingleTrackModel(params_from_plant(plant), tyre, tyre)
     path = FigureEight(11.0, np.radians(30.0), transition_m=12.0)
-    mpc = DriftMPC(model, path, max_iterations=5, wheel_speed="quasi_steady")
+    mpc = DriftMPC.from_path(model, path, max_iterations=5, wheel_speed="quasi_steady")
     res = simulate(plant, mpc, path, 30.0, key=jax.random.key(0), time_solves=False)
     assert res.stop is None, res.stop
     # Two laps = 8πR of arc; the sideslip follows its reversals.

@@ -9,11 +9,19 @@ import numpy as np
 import pytest
 
 from physml.cli import build_parser, main
-from physml.vehicle import _cli
-from physml.vehicle._control.closed_loop import STOP_REASONS, ClosedLoopResult
-from physml.vehicle._control.paths import Donut, FigureEight
-from physml.vehicle._drift_run import NOMINAL, DriftRunResult, make_path, nominal_model, run_drift
-from physml.vehicle._plant.dynamics import ISIDESLIP, IX, IY, IYAW, DriftPlant
+from physml.vehicle import (
+    ClosedLoopResult,
+    Donut,
+    DriftPlant,
+    DriftRunResult,
+    FigureEight,
+    StopReason,
+    _cli,
+    _drift_run,
+    run_drift,
+)
+from physml.vehicle._drift_run import NOMINAL, drive, make_path, nominal_model
+from physml.vehicle._plant.dynamics import ISIDESLIP, IX, IY, IYAW
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,32 @@ def test_paths_and_library_errors():
         run_drift("donut", key=key, tires=["slick"])
     with pytest.raises(ValueError, match="`duration_s`"):
         run_drift("donut", key=key, tires=[NOMINAL], duration_s=-1.0)
+
+
+def test_bad_mpc_options_raise_before_any_work(monkeypatch):
+    # A bad option is the caller's error, not a "no reference" row: it raises before the log
+    # is collected (and before any model is fitted or reference solved).
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the options were checked")
+
+    monkeypatch.setattr(_drift_run, "collect", no_work)
+    monkeypatch.setattr(_drift_run, "fit_model", no_work)
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="`max_iterations` must be an int >= 1, got 0"):
+        run_drift("donut", key=key, mpc_options={"max_iterations": 0})
+    with pytest.raises(ValueError, match=r"Unknown MPC option\(s\) \['max_iter'\]"):
+        run_drift("donut", key=key, mpc_options={"max_iter": 3})
+    with pytest.raises(ValueError, match="`bridge_m`"):
+        run_drift("donut", key=key, mpc_options={"bridge_m": -1.0})
+    with pytest.raises(ValueError, match="`wheel_speed`"):
+        run_drift("donut", key=key, wheel_speed="estimated")
+    # `drive` too: a ValueError, not a result with `error` set.
+    plant = DriftPlant()
+    model = nominal_model(plant, key=key)
+    with pytest.raises(ValueError, match="max_iterations"):
+        drive(
+            "x", model, plant, make_path("donut"), 1.0, key=key, mpc_options={"max_iterations": 0}
+        )
 
 
 def test_tiny_run_writes_summary_and_plots_and_the_demo_drives(tmp_path, monkeypatch):
@@ -117,7 +151,8 @@ def _fake_run(label, path, *, stop_at_s=None, error=None):
     n_valid = n
     if stop_at_s is not None:
         n_valid = round(stop_at_s / period)
-        stop = {"time_s": stop_at_s, "reason": STOP_REASONS[1], "state": plant_state[n_valid]}
+        reason = StopReason[StopReason.spin_out]
+        stop = {"time_s": stop_at_s, "reason": reason, "state": plant_state[n_valid]}
     metrics = {
         "duration_s": n_valid * period,
         "lateral_rmse_m": 0.07,
@@ -168,7 +203,7 @@ def test_compare_prints_one_table_reports_a_spin_out_and_exits_non_zero(
     assert not summary["ok"]
     m = summary["runs"]["neural_exptanh"]["metrics"]
     assert m["spin_out"] and m["stop_time_s"] == 1.25 and m["duration_s"] == pytest.approx(1.25)
-    assert m["stop_reason"] == STOP_REASONS[1]
+    assert m["stop_reason"] == "spin-out: |sideslip| > 60 deg"
     # laps from the arc length covered until the stop: 12.5 m of a 69-m lap.
     assert m["laps"] == pytest.approx((1.2 * 10.0) / path.length_m, rel=0.05)
     assert summary["runs"]["fiala"]["ok"] and summary["runs"]["fiala"]["metrics"]["laps"] > 0

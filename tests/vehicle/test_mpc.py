@@ -7,22 +7,29 @@ import numpy as np
 import pytest
 
 from physml.kernels import rollout
-from physml.vehicle._control.equilibria import drift_reference, solve_equilibrium
-from physml.vehicle._control.mpc import (
-    DEFAULT_GRID_S,
-    STATUS_NONFINITE,
+from physml.vehicle import (
+    TIRES,
+    Actuators,
+    Donut,
     DriftMPC,
+    DriftPlant,
+    Fiala,
+    FigureEight,
+    MagicFormula,
+    MPCStatus,
     MPCWeights,
-    predict,
+    NoDriftEquilibriumError,
+    SingleTrackModel,
+    drift_reference,
+    make_model,
+    params_from_plant,
+    solve_equilibrium,
     stack_models,
 )
-from physml.vehicle._control.paths import Donut
-from physml.vehicle._model.single_track import SingleTrackModel
-from physml.vehicle._plant.dynamics import DriftPlant
-from physml.vehicle._sysid.identify import make_model, params_from_plant
-from physml.vehicle._tires.fiala import Fiala
-from physml.vehicle._tires.magic_formula import MagicFormula
-from physml.vehicle._tires.registry import TIRES
+from physml.vehicle._control.mpc import DEFAULT_GRID_S
+
+# The predictor's numerics (private): its ROS2 steps against fine RK4 rollouts.
+from physml.vehicle._control.problem import predict
 
 PATH = Donut(11.0, np.radians(30.0))
 # The friction-circle coupling pinned: the predictor checks and tunings below were made with it.
@@ -37,7 +44,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def mpc(model):
-    return DriftMPC(model, PATH, max_iterations=6)
+    return DriftMPC.from_path(model, PATH, max_iterations=6)
 
 
 def _start(mpc, de=0.0, dbeta=0.0, dv=0.0):
@@ -161,7 +168,7 @@ def test_mpc_drives_the_model_back_to_the_reference(mpc):
     assert abs(float(xs[-1, 5])) < np.radians(1.0)
     # Constraints hold at every step, nothing fell back, the cost fell from the first solve.
     assert max(float(i.violation) for i in infos) <= 1e-9
-    assert all(int(i.status) != STATUS_NONFINITE for i in infos)
+    assert not any(bool(i.failed) for i in infos)
     assert float(infos[-1].cost) < 1e-2 * float(infos[0].cost_initial)
     plans = np.stack([np.asarray(i.plan[0]) for i in infos])
     assert np.all(np.abs(plans[:, 0]) <= mpc.steer_max_rad + 1e-12)
@@ -172,10 +179,10 @@ def test_mpc_drives_the_model_back_to_the_reference(mpc):
 
 @pytest.mark.slow  # a second controller: one more compilation (~30 s on a loaded 2-core box)
 def test_tight_limits_are_respected(model):
-    from physml.vehicle._plant.actuators import Actuators
-
     tight = Actuators(steer_max_rad=0.4, steer_rate_max_radps=0.5, torque_max_nm=1300.0)
-    mpc = DriftMPC(model, PATH, actuators=tight, torque_rate_max_nmps=2000.0, max_iterations=4)
+    mpc = DriftMPC.from_path(
+        model, PATH, actuators=tight, torque_rate_max_nmps=2000.0, max_iterations=4
+    )
     x, u = _start(mpc, de=1.0, dbeta=np.radians(8.0))
     _, infos, _ = _closed_loop_on_model(mpc, x, u, 10)
     for info in infos:
@@ -201,7 +208,8 @@ def test_nonfinite_measurement_falls_back_to_the_previous_plan(mpc):
     x, u = _start(mpc)
     state = mpc.init(x, u)
     command, new_state, info = mpc.step(state, x.at[1].set(jnp.nan))
-    assert int(info.status) == STATUS_NONFINITE
+    assert bool(info.status == MPCStatus.nonfinite_fallback)
+    assert MPCStatus[info.status].startswith("nonfinite_fallback")
     assert info.failed
     assert bool(jnp.all(jnp.isfinite(command)))
     np.testing.assert_allclose(command, mpc.inputs(state.rates, state.last_command)[0])
@@ -213,10 +221,10 @@ def test_other_tyre_and_ensemble(model):
     # Any tyre model: the reference of a Fiala model, a magic-formula tyre in the predictor.
     ref = drift_reference(model, PATH)
     mf = SingleTrackModel(model.params, MagicFormula(), MagicFormula())
-    mpc = DriftMPC(mf, PATH, reference=ref, max_iterations=3)
+    mpc = DriftMPC(mf, PATH, ref, max_iterations=3)
     x, u = _start(mpc, de=0.2)
     command, _, info = mpc.step(mpc.init(x, u), x)
-    assert bool(jnp.all(jnp.isfinite(command))) and int(info.status) != STATUS_NONFINITE
+    assert bool(jnp.all(jnp.isfinite(command))) and not bool(info.failed)
     # Robust variant: two particles (μ = 0.95, 1.05); residuals of both are stacked.
     c = "friction_circle"
     particles = stack_models(
@@ -225,13 +233,13 @@ def test_other_tyre_and_ensemble(model):
             for m in (0.95, 1.05)
         ]
     )
-    robust = DriftMPC(particles, PATH, ensemble=True, max_iterations=3)
-    single = DriftMPC(model, PATH, reference=robust.reference, max_iterations=3)
+    robust = DriftMPC.from_path(particles, PATH, ensemble=True, max_iterations=3)
+    single = DriftMPC(model, PATH, robust.reference, max_iterations=3)
     state = robust.init(x, u)
     assert robust.residuals(state.rates, x, u).shape[0] == 2 * 30 * 4 + 30 * 2
     assert single.residuals(state.rates, x, u).shape[0] == 30 * 4 + 30 * 2
     command, _, info = robust.step(state, x)
-    assert bool(jnp.all(jnp.isfinite(command))) and int(info.status) != STATUS_NONFINITE
+    assert bool(jnp.all(jnp.isfinite(command))) and not bool(info.failed)
 
 
 def test_bad_input_is_reported(model, mpc):
@@ -239,18 +247,26 @@ def test_bad_input_is_reported(model, mpc):
     # (Under the test run's runtime type checks the annotation rejects it first.)
     with pytest.raises((ValueError, TypeError), match="7"):
         mpc.step(mpc.init(x, u), x[:4])
+    ref = mpc.reference
     with pytest.raises(ValueError, match="grid_s"):
-        DriftMPC(model, PATH, reference=mpc.reference, grid_s=[0.05, -0.1])
+        DriftMPC(model, PATH, ref, grid_s=[0.05, -0.1])
     with pytest.raises(ValueError, match="max_iterations"):
-        DriftMPC(model, PATH, reference=mpc.reference, max_iterations=0)
+        DriftMPC(model, PATH, ref, max_iterations=0)
+    with pytest.raises(ValueError, match="max_iterations"):
+        DriftMPC.from_path(model, PATH, max_iterations=0)
     with pytest.raises(ValueError, match="ensemble"):
-        DriftMPC(model, PATH, reference=mpc.reference, ensemble=True)
+        DriftMPC(model, PATH, ref, ensemble=True)
     with pytest.raises(ValueError, match="wheel_speed"):
-        DriftMPC(model, PATH, reference=mpc.reference, wheel_speed="estimated")
+        DriftMPC(model, PATH, ref, wheel_speed="estimated")
     with pytest.raises(TypeError, match="AbstractPath"):
-        DriftMPC(model, "donut")
-    with pytest.raises(ValueError, match="cannot hold"):
-        DriftMPC(model, Donut(0.5, np.radians(30.0)))  # too tight: below the model's valid speed
+        DriftMPC.from_path(model, "donut")
+    with pytest.raises(TypeError, match="DriftReference"):
+        DriftMPC(model, PATH, "donut")
+    with pytest.raises(ValueError, match="is not the reference of `path`"):
+        DriftMPC(model, FigureEight(11.0, 0.5), ref)
+    # Too tight: below the model's valid speed. A named error, still a ValueError.
+    with pytest.raises(NoDriftEquilibriumError, match="cannot hold"):
+        DriftMPC.from_path(model, Donut(0.5, np.radians(30.0)))
 
 
 # The network tyres compile for ~15-25 s each on a loaded 2-core box: kept with the slow runs.
@@ -269,7 +285,7 @@ def test_every_tyre_runs_in_the_mpc(model, mpc, tire):
     ctrl = DriftMPC(
         tyred,
         PATH,
-        reference=mpc.reference,
+        mpc.reference,
         grid_s=(0.05,) * 6,
         max_iterations=1,
         wheel_speed="quasi_steady",
@@ -277,7 +293,7 @@ def test_every_tyre_runs_in_the_mpc(model, mpc, tire):
     x, u = _start(ctrl, de=0.2)
     command, state, info = ctrl.step(ctrl.init(x, u), x)
     assert bool(jnp.all(jnp.isfinite(command))), (tire, command)
-    assert int(info.status) != STATUS_NONFINITE, tire
+    assert not bool(info.failed), tire
     assert bool(jnp.all(jnp.isfinite(info.predicted))) and bool(jnp.all(jnp.isfinite(state.rates)))
     assert float(info.violation) <= 1e-9
     assert float(info.cost) <= float(info.cost_initial) * (1 + 1e-12), tire
@@ -289,19 +305,18 @@ def test_soft_speed_floor_is_off_by_default_and_one_sided(mpc):
     x, _ = _start(mpc, dv=-3.0)
     v_ref = mpc.reference.at(x[6])[0][1]
     plain = (x[1] - v_ref) / mpc.weights.speed_mps * jnp.sqrt(h)
-    np.testing.assert_allclose(mpc._step_residual(x, h)[3], plain, rtol=1e-12)
+    problem = mpc.problem
+    np.testing.assert_allclose(problem.step_residual(x, h)[3], plain, rtol=1e-12)
     floored = eqx.tree_at(
-        lambda m: m.weights, mpc, MPCWeights(speed_floor_margin_mps=2.0, speed_floor_mps=0.25)
+        lambda p: p.weights, problem, MPCWeights(speed_floor_margin_mps=2.0, speed_floor_mps=0.25)
     )
     # 3 m/s below the reference: 1 m/s below the floor adds 1 / 0.25 to the residual.
-    np.testing.assert_allclose(
-        floored._step_residual(x, h)[3], plain - 4.0 * jnp.sqrt(h), rtol=1e-9
-    )
+    np.testing.assert_allclose(floored.step_residual(x, h)[3], plain - 4.0 * jnp.sqrt(h), rtol=1e-9)
     # Within the margin or above the reference: unchanged.
     for dv in (-1.0, 2.0):
         y, _ = _start(mpc, dv=dv)
         np.testing.assert_allclose(
-            floored._step_residual(y, h), mpc._step_residual(y, h), rtol=1e-12
+            floored.step_residual(y, h), problem.step_residual(y, h), rtol=1e-12
         )
     with pytest.raises(ValueError, match="speed_floor_margin_mps"):
         MPCWeights(speed_floor_margin_mps=-1.0)
@@ -309,8 +324,8 @@ def test_soft_speed_floor_is_off_by_default_and_one_sided(mpc):
 
 def test_reference_clock_is_validated_and_neutral_on_a_donut(model, mpc):
     with pytest.raises(ValueError, match="reference_clock"):
-        DriftMPC(model, PATH, reference=mpc.reference, reference_clock="lap")
-    timed = DriftMPC(model, PATH, reference=mpc.reference, reference_clock="time")
+        DriftMPC(model, PATH, mpc.reference, reference_clock="lap")
+    timed = DriftMPC(model, PATH, mpc.reference, reference_clock="time")
     x0, u_eq = _start(mpc, de=0.3, dbeta=0.05, dv=0.4)
     z = jax.random.uniform(jax.random.key(3), (30, 2), minval=-1.0, maxval=1.0)
     # β_ref and V_ref are constant on a donut: where along it a step is scored cannot matter.
@@ -320,19 +335,17 @@ def test_reference_clock_is_validated_and_neutral_on_a_donut(model, mpc):
 def test_time_clock_scores_each_step_where_the_reference_has_advanced(model, mpc):
     # A path whose β_ref varies (a figure-8's reversal at s = 0): each horizon step k must be
     # scored at s_0 + V_ref t_k with the "time" clock, at its own predicted s_k with "path".
-    from physml.vehicle._control.paths import FigureEight
-
     eight = FigureEight(11.0, np.radians(30.0), transition_m=12.0)
     x0, _ = _start(mpc, de=0.1)
     x0 = x0.at[6].set(-5.0)  # 5 m before the crossing: β_ref changes within the horizon
     for clock in ("path", "time"):
-        m = DriftMPC(model, PATH, reference=mpc.reference, reference_clock=clock)
+        m = DriftMPC(model, PATH, mpc.reference, reference_clock=clock).problem
         m = eqx.tree_at(lambda c: c.path, m, eight)
         xs = x0 + jnp.zeros((30, 7)).at[:, 6].set(jnp.linspace(0.5, 12.0, 30))  # any states
-        s_time = m._reference_arc_lengths(x0)
+        s_time = m.reference_arc_lengths(x0)
         v_ref = float(mpc.reference.at(0.0)[0][1])  # constant on the donut reference
         np.testing.assert_allclose(s_time, -5.0 + v_ref * np.cumsum(mpc.dt_s), rtol=1e-12)
-        res = jax.vmap(m._step_residual)(xs, m.dt_s, s_time)
+        res = jax.vmap(m.step_residual)(xs, m.dt_s, s_time)
         s_scored = s_time if clock == "time" else xs[:, 6]
         expect = (xs[:, 2] - eight.sideslip(s_scored)) / m.weights.sideslip_rad * jnp.sqrt(m.dt_s)
         np.testing.assert_allclose(res[:, 0], expect, rtol=1e-12, atol=1e-12)

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from physml.vehicle._control.equilibria import equilibrium_guess, solve_equilibrium
-from physml.vehicle._control.paths import Donut, FigureEight, TabulatedPath
-from physml.vehicle._model.params import VehicleParams
-from physml.vehicle._model.single_track import SingleTrackModel
-from physml.vehicle._tires.fiala import Fiala
+from physml.vehicle import (
+    Donut,
+    Fiala,
+    FigureEight,
+    NoDriftEquilibriumError,
+    SingleTrackModel,
+    TabulatedPath,
+    VehicleParams,
+    drift_reference,
+    solve_equilibrium,
+)
+from physml.vehicle._control.equilibria import equilibrium_guess
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,17 @@ def test_tabulated_path_interpolates_and_wraps():
         TabulatedPath([0.0, 5.0, 5.0], [0, 0, 0], [0, 0, 0])
     with pytest.raises(ValueError, match="one length"):
         TabulatedPath([0.0, 5.0], [0, 0, 0], [0, 0, 0])
+
+
+def test_paths_know_whether_they_are_closed_and_their_name():
+    assert Donut(11.0, 0.5).closed and Donut(11.0, 0.5).name == "donut"
+    assert FigureEight(11.0, 0.5).closed and FigureEight(11.0, 0.5).name == "figure8"
+    table = TabulatedPath([0.0, 10.0], [0.1, 0.1], [-0.3, -0.3])
+    assert not table.closed and table.name == "TabulatedPath"
+    named = TabulatedPath([0.0, 10.0], [0.1, 0.1], [-0.3, -0.3], closed=True, name="oval")
+    assert named.closed and named.name == "oval"
+    with pytest.raises(ValueError, match="`name`"):
+        TabulatedPath([0.0, 10.0], [0.1, 0.1], [-0.3, -0.3], name="")
 
 
 def test_path_bad_input():
@@ -124,13 +142,14 @@ def test_bad_input_is_reported(fiala_model):
         solve_equilibrium(fiala_model, 0.5, curvature_per_m=0.1)
     with pytest.raises(ValueError, match="speed_mps"):
         solve_equilibrium(fiala_model, -0.5, speed_mps=1.0)
+    # Where the model cannot drift: a named error (a ValueError subclass), not a bad argument.
     # A 1 m radius cannot be drifted at 30° above the model's valid speed range.
-    with pytest.raises(ValueError, match=r"curvature is too tight|No drift equilibrium"):
+    with pytest.raises(NoDriftEquilibriumError, match=r"curvature is too tight|No drift eq"):
         solve_equilibrium(fiala_model, np.radians(-30.0), curvature_per_m=1.0)
     # An 85° drift exists in the model but needs 1.4 rad of counter-steer: beyond the lock.
-    with pytest.raises(ValueError, match="beyond the limit"):
+    with pytest.raises(NoDriftEquilibriumError, match="beyond the limit"):
         solve_equilibrium(fiala_model, np.radians(-85.0), speed_mps=25.0, steer_limit_rad=0.6)
-    with pytest.raises(ValueError, match="outside the limits"):
+    with pytest.raises(NoDriftEquilibriumError, match="outside the limits"):
         solve_equilibrium(
             fiala_model, np.radians(-30.0), speed_mps=10.0, torque_limits_nm=(-50.0, 350.0)
         )
@@ -175,9 +194,9 @@ def test_tabulated_projection_round_trip():
 
 
 def test_drift_reference_donut_and_mirrored_figure_eight(fiala_model):
-    from physml.vehicle._control.equilibria import drift_reference
-
     donut = drift_reference(fiala_model, Donut(11.0, np.radians(30.0)))
+    # κ and β_ref constant along s: two grid points, the closed flag from the path.
+    assert donut.s_m.shape == (2,) and donut.closed
     y, u = donut.at(123.0)
     eq = solve_equilibrium(fiala_model, np.radians(-30.0), curvature_per_m=1 / 11.0)
     np.testing.assert_allclose(y, eq.state, rtol=1e-8)
@@ -196,12 +215,10 @@ def test_drift_reference_donut_and_mirrored_figure_eight(fiala_model):
 
 
 def test_drift_reference_reports_where_the_path_cannot_be_held(fiala_model):
-    from physml.vehicle._control.equilibria import drift_reference
-
-    with pytest.raises(ValueError, match=r"s = 0\.00 m .*cannot hold this drift"):
+    with pytest.raises(NoDriftEquilibriumError, match=r"s = 0\.00 m .*cannot hold this drift"):
         drift_reference(fiala_model, Donut(11.0, np.radians(30.0)), torque_limits_nm=(0.0, 100.0))
     straight = TabulatedPath([0.0, 10.0, 20.0], [0.1, 0.0, 0.1], [-0.4, -0.4, -0.4])
-    with pytest.raises(ValueError, match=r"straight at s = 10\.00 m"):
+    with pytest.raises(NoDriftEquilibriumError, match=r"straight at s = 10\.00 m"):
         drift_reference(fiala_model, straight, ds_m=10.0)
 
 
@@ -210,8 +227,6 @@ def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_mo
     1376 N·m at β = −7°) have no admissible equilibrium: refused by default and beyond
     `bridge_m`; within it they are interpolated along s (across the lap's end at s = 0) and
     marked, and every solved point is the unbridged equilibrium."""
-    from physml.vehicle._control.equilibria import drift_reference
-
     path = FigureEight(11.0, np.radians(30.0))
     limits = (1500.0, 2500.0)
     with pytest.raises(ValueError, match=r"s = 68\.62 m .*outside the limits"):
@@ -222,7 +237,7 @@ def test_drift_reference_bridges_short_stretches_without_an_equilibrium(fiala_mo
         r"stretch of 2\.98 m of the path \(s = 67\.62 to 70\.61 m between solved points\), "
         r"longer than `bridge_m` = 2\.5 m\. The car cannot hold the reference at s = 68\.62 m"
     )
-    with pytest.raises(ValueError, match=stretch):
+    with pytest.raises(NoDriftEquilibriumError, match=stretch):
         drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=limits, bridge_m=2.5)
     for bad in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="`bridge_m`"):
@@ -255,8 +270,6 @@ def test_open_path_bridges_its_end_by_holding_the_last_equilibrium(fiala_model):
     """An open path whose sideslip fades to −3° at its end (no equilibrium with τ ≥ 1500 N·m
     there): within `bridge_m` the end holds the last solved point; beyond it, the message gives
     the stretch up to the path's end (not modulo a lap)."""
-    from physml.vehicle._control.equilibria import drift_reference
-
     k = 1 / 11.0
     path = TabulatedPath([0.0, 10.0, 20.0], [k, k, k], [-0.52, -0.52, -0.05])
     limits = (1500.0, 2500.0)

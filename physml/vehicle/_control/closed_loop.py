@@ -38,17 +38,19 @@ from .._data.stabiliser import drift_equilibrium
 from .._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IX, IY, IYAW, IYAWRATE, DriftPlant
 from .._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
 from .._plant.sensors import Sensors
-from .mpc import STATUS_NONFINITE, DriftMPC
+from .mpc import DriftMPC, MPCStatus
 from .paths import AbstractPath
 
-#: Reasons a run stops, by code (0: it did not).
-STOP_REASONS = (
-    "none",
-    "spin-out: |sideslip| > 60 deg",
-    "stalled: speed < 4 m/s",
-    "left the path: |lateral error| too large",
-    "plant state not finite",
-)
+
+class StopReason(eqx.Enumeration):
+    """Why a closed-loop run stopped (`none`: it did not); the messages are what
+    `ClosedLoopResult.stop["reason"]` reports."""
+
+    none = "none"
+    spin_out = "spin-out: |sideslip| > 60 deg"
+    stalled = "stalled: speed < 4 m/s"
+    left_path = "left the path: |lateral error| too large"
+    nonfinite = "plant state not finite"
 
 
 class PoseSensor(eqx.Module):
@@ -87,7 +89,8 @@ class ClosedLoopResult:
         measurement: (T, 7) what the controller saw (r, V, β, ω_r, e, Δφ, s).
         command: (T, 2) the commands (δ_cmd [rad], τ [N·m]).
         sideslip_ref: (T,) β_ref(s) at the true s [rad].
-        iterations, cost, status, violation: (T,) from each `MPCInfo`.
+        iterations, cost, violation: (T,) from each `MPCInfo`; status: the (T,) `MPCStatus`
+            of the solves (one batched item: compare with `== MPCStatus.converged` etc.).
         solve_time_s: (n,) wall time of each replayed solve [s] (empty if not timed).
         stop: None, or dict(time_s, reason, state) of the first stop (spin-out etc.).
         metrics: dict of scalars (see `simulate`).
@@ -101,7 +104,7 @@ class ClosedLoopResult:
     sideslip_ref: np.ndarray
     iterations: np.ndarray
     cost: np.ndarray
-    status: np.ndarray
+    status: MPCStatus
     violation: np.ndarray
     solve_time_s: np.ndarray
     stop: dict | None
@@ -171,26 +174,27 @@ def _run(
         )[-1]
         true = _path_coords(path, x, s_est)
         true_new = _path_coords(path, x_new, true[2])
-        reason = jnp.select(
-            [
-                ~jnp.all(jnp.isfinite(x_new)),
-                jnp.abs(x_new[ISIDESLIP]) > VALID_MAX_SIDESLIP_RAD,
-                x_new[ISPEED] < VALID_MIN_SPEED_MPS,
-                jnp.abs(true_new[0]) > max_e,
-            ],
-            [4, 1, 2, 3],
-            0,
-        )
-        stop_new = jnp.where(stop > 0, stop, reason)
-        x_next = jnp.where(stop_new > 0, x, x_new)
+        # The first that holds, in this order.
+        reason = StopReason.none
+        for test, why in (
+            (jnp.abs(true_new[0]) > max_e, StopReason.left_path),
+            (x_new[ISPEED] < VALID_MIN_SPEED_MPS, StopReason.stalled),
+            (jnp.abs(x_new[ISIDESLIP]) > VALID_MAX_SIDESLIP_RAD, StopReason.spin_out),
+            (~jnp.all(jnp.isfinite(x_new)), StopReason.nonfinite),
+        ):
+            reason = StopReason.where(test, why, reason)
+        stopped = stop != StopReason.none
+        stop_new = StopReason.where(stopped, stop, reason)
+        halt = stop_new != StopReason.none
+        x_next = jnp.where(halt, x, x_new)
         state_next = jax.tree_util.tree_map(
-            lambda a, b: jnp.where(stop_new > 0, a, b), mpc_state, new_state
+            lambda a, b: jnp.where(halt, a, b), mpc_state, new_state
         )
         s_next = coords[2] + y_meas[1] * period
         out = (x, true, meas, u, info.iterations, info.cost, info.status, info.violation, mpc_state)
         return (x_next, state_next, s_next, stop_new), (out, stop_new)
 
-    return jax.lax.scan(body, (x0, state0, s0, jnp.asarray(0)), keys)
+    return jax.lax.scan(body, (x0, state0, s0, StopReason.none), keys)
 
 
 def simulate(
@@ -294,16 +298,15 @@ def simulate(
     )
     xs, true, meas, cmds, its, costs, status, viol, mpc_states = out
     xs, true, meas, cmds = (np.asarray(a) for a in (xs, true, meas, cmds))
-    stops = np.asarray(stops)
     t = np.arange(n) * period
-    stopped = np.flatnonzero(stops > 0)
+    stopped = np.flatnonzero(np.asarray(stops != StopReason.none))
     n_valid = int(stopped[0]) + 1 if stopped.size else n
     stop = None
     if stopped.size:
         i = int(stopped[0])
         stop = {
             "time_s": float((i + 1) * period),
-            "reason": STOP_REASONS[int(stops[i])],
+            "reason": StopReason[jax.tree_util.tree_map(lambda a: a[i], stops)],
             "state": xs[min(i + 1, n - 1)] if i + 1 < n else xs[i],
         }
     beta_ref = np.asarray(path.sideslip(jnp.asarray(true[:, 2])))
@@ -334,7 +337,7 @@ def simulate(
         "sideslip_rmse_deg": float(np.degrees(np.sqrt(np.mean(dbeta**2)))),
         "drift_fraction": float(np.mean(in_drift)),
         "iterations_mean": float(np.mean(np.asarray(its)[v])),
-        "n_fallback": int(np.sum(np.asarray(status)[v] == STATUS_NONFINITE)),
+        "n_fallback": int(np.sum(np.asarray(status == MPCStatus.nonfinite_fallback)[v])),
         "max_violation": float(np.max(np.asarray(viol)[v])),
         "solve_time_median_s": float(np.median(solve_times)) if solve_times.size else math.nan,
         "solve_time_p99_s": float(np.percentile(solve_times, 99)) if solve_times.size else math.nan,
@@ -348,7 +351,7 @@ def simulate(
         sideslip_ref=beta_ref,
         iterations=np.asarray(its),
         cost=np.asarray(costs),
-        status=np.asarray(status),
+        status=status,
         violation=np.asarray(viol),
         solve_time_s=solve_times,
         stop=stop,
@@ -357,9 +360,9 @@ def simulate(
 
 
 __all__ = [
-    "STOP_REASONS",
     "ClosedLoopResult",
     "PoseSensor",
+    "StopReason",
     "default_start_s",
     "drift_start",
     "simulate",

@@ -24,6 +24,7 @@ increasing lap after lap and the crossing of a figure-eight is not ambiguous).
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -35,8 +36,13 @@ from jaxtyping import Array, ArrayLike, Float
 class AbstractPath(eqx.Module):
     """A path parametrised by arc length s [m]: curvature κ(s) [1/m], sideslip β_ref(s) [rad].
 
-    `Donut` and `FigureEight` are periodic in s with period `length_m` (one lap).
+    Attributes:
+        closed: whether the path is periodic in s with period `length_m` (one lap).
+        name: a short name for tables and file names ("donut", "figure8", ...).
     """
+
+    closed: eqx.AbstractVar[bool]
+    name: eqx.AbstractVar[str]
 
     @property
     @abc.abstractmethod
@@ -135,6 +141,8 @@ class Donut(AbstractPath):
     radius_m: float
     sideslip_rad: float
     direction: int = eqx.field(static=True, default=1)
+    closed: ClassVar[bool] = True
+    name: ClassVar[str] = "donut"
 
     def __check_init__(self):
         _positive("radius_m", self.radius_m)
@@ -172,6 +180,8 @@ class FigureEight(AbstractPath):
     radius_m: float
     sideslip_rad: float
     transition_m: float = 4.0
+    closed: ClassVar[bool] = True
+    name: ClassVar[str] = "figure8"
 
     def __check_init__(self):
         _positive("radius_m", self.radius_m)
@@ -227,12 +237,14 @@ class FigureEight(AbstractPath):
 
 class TabulatedPath(AbstractPath):
     """A general path given as curvature and sideslip on an arc-length grid (linear
-    interpolation; held constant beyond the ends of an open path, periodic for a closed one)."""
+    interpolation; held constant beyond the ends of an open path, periodic for a closed one).
+    `name` defaults to "TabulatedPath"."""
 
     s_m: Float[Array, " n"]
     curvature_per_m: Float[Array, " n"]
     sideslip_table_rad: Float[Array, " n"]
     closed: bool = eqx.field(static=True, default=False)
+    name: str = eqx.field(static=True, default="TabulatedPath")
     # One lap [m], kept static so that the path can be traced through `jit` as an argument.
     _length: float = eqx.field(static=True, default=0.0)
     #: Half-width of the arc-length window of `project`'s local search [m].
@@ -246,6 +258,7 @@ class TabulatedPath(AbstractPath):
         *,
         closed: bool = False,
         search_window_m: float = 10.0,
+        name: str = "TabulatedPath",
     ):
         s, k, b = (np.asarray(a, float) for a in (s_m, curvature_per_m, sideslip_rad))
         if s.ndim != 1 or s.shape != k.shape or s.shape != b.shape or s.size < 2:
@@ -260,7 +273,10 @@ class TabulatedPath(AbstractPath):
         if np.any(np.abs(b) >= np.pi / 2):
             raise ValueError(f"|sideslip| must be < π/2 rad, got max {np.abs(b).max():.3g}.")
         self.s_m, self.curvature_per_m, self.sideslip_table_rad = map(jnp.asarray, (s, k, b))
-        self.closed = closed
+        if not (isinstance(name, str) and name):
+            raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
+        self.closed = bool(closed)
+        self.name = name
         self._length = float(s[-1])
         self.search_window_m = _positive("search_window_m", search_window_m)
 
