@@ -92,12 +92,13 @@ def checkpoint_records(path: str | os.PathLike) -> list[tuple[tuple[int, ...], n
     return records
 
 
+def _stored(leaf: Any) -> bool:
+    """Whether equinox's default serialisation writes a record for `leaf` (and reads one)."""
+    return eqx.is_array_like(leaf) or isinstance(leaf, jax.ShapeDtypeStruct)
+
+
 def _check_structure(path: Path, tree: Any, records: list, *, exact: bool, what: str) -> None:
-    leaves = [
-        (p, leaf)
-        for p, leaf in jax.tree_util.tree_leaves_with_path(tree)
-        if eqx.is_array_like(leaf)
-    ]
+    leaves = [(p, leaf) for p, leaf in jax.tree_util.tree_leaves_with_path(tree) if _stored(leaf)]
     for i, (p, leaf) in enumerate(leaves):
         where = jax.tree_util.keystr(p) or "(root)"
         if i >= len(records):

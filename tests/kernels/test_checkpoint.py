@@ -3,6 +3,7 @@ every message names the file (issue 21, class 5)."""
 
 import os
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -61,6 +62,8 @@ def test_other_models_checkpoint_is_a_mismatch_not_damage(tmp_path):
         load_tree(path, (_tree(), jnp.zeros(2)))
     back = load_tree(path, _tree())  # the sound file itself loads
     np.testing.assert_array_equal(back["w"], _tree()["w"])
+    shapes = eqx.filter_eval_shape(_tree)  # as equinox recommends for `like`
+    np.testing.assert_array_equal(load_tree(path, shapes)["w"], _tree()["w"])
 
 
 def test_non_finite_checkpoint_is_refused_on_load(tmp_path):
