@@ -15,6 +15,7 @@ from physml.vehicle import (
     DriftPlant,
     DriftRunResult,
     FigureEight,
+    MPCStatus,
     StopReason,
     _cli,
     _drift_run,
@@ -165,9 +166,10 @@ def _fake_run(label, path, *, stop_at_s=None, error=None):
         "solve_time_median_s": 0.004,
         "solve_time_p99_s": 0.009,
     }
+    converged = jax.vmap(lambda _: MPCStatus.converged)(np.zeros(n))  # (n,) statuses
     res = ClosedLoopResult(
         t, plant_state, path_state, np.zeros((n, 7)), np.zeros((n, 2)),
-        np.full(n, -np.radians(30.0)), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n),
+        np.full(n, -np.radians(30.0)), np.zeros(n), np.zeros(n), converged, np.zeros(n),
         np.zeros(0), stop, metrics,
     )  # fmt: skip
     model = nominal_model(DriftPlant(), key=jax.random.key(0))

@@ -32,12 +32,7 @@ from .._model.single_track import SingleTrackModel
 from .._plant.actuators import Actuators
 from .options import check_model, check_options, check_settings, torque_box
 from .paths import AbstractPath
-from .problem import (
-    DriftProblem,
-    MPCWeights,
-    mean_model,
-    quasi_steady_wheel_speed,
-)
+from .problem import DriftProblem, MPCWeights, mean_model, quasi_steady_wheel_speed
 from .reference import DriftReference, drift_reference
 from .solver import solve_box_least_squares
 
@@ -144,8 +139,7 @@ class DriftMPC(eqx.Module):
                 the particles' mean model). `DriftMPC.from_path` computes it.
             weights: cost tolerances (default `MPCWeights()`).
             grid_s: horizon step lengths [s] (default 25 × 0.05 s + 5 × 0.15 s).
-            actuators: amplitude and steering-rate boxes (default `Actuators()`: |δ| ≤ 0.6 rad,
-                |δ̇| ≤ 2 rad/s, τ ∈ [−2000, 2500] N·m).
+            actuators: amplitude and steering-rate boxes (default `Actuators()`).
             torque_rate_max_nmps: |τ̇| box [N·m/s] (a design choice: 500 N·m per 0.05 s).
             max_iterations: Gauss–Newton iterations per step (bounds the solve time).
             tol: relative cost decrease that ends a solve early.
@@ -239,8 +233,6 @@ class DriftMPC(eqx.Module):
         )
         return cls(model, path, reference, **options)
 
-    # -- the problem's pieces, for callers and benchmarks -------------------------------------
-
     model = property(lambda self: self.problem.model, doc="The prepared model (or particles).")
     path = property(lambda self: self.problem.path, doc="The path.")
     reference = property(lambda self: self.problem.reference, doc="The `DriftReference`.")
@@ -285,8 +277,6 @@ class DriftMPC(eqx.Module):
         """The model's (particles' mean) quasi-steady ω_r [rad/s] at (r, V, β) and τ."""
         model = mean_model(self.model) if self.ensemble else self.model
         return quasi_steady_wheel_speed(model, y, torque_nm)
-
-    # -- init / step --------------------------------------------------------------------------
 
     def init(
         self,
