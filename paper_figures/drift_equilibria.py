@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -49,18 +48,17 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from vehicle_sysid import _logs, model_key  # noqa: E402
+from _common import fit_key, model_key, model_path, sysid_logs  # noqa: E402
 
 from physml import vehicle  # noqa: E402
-from physml.vehicle._control.equilibria import equilibrium_guess  # noqa: E402
-from physml.vehicle._plant.dynamics import (  # noqa: E402
+from physml.vehicle import (  # noqa: E402
     IOMEGAF,
     IOMEGAR,
     ISIDESLIP,
     ISPEED,
     ISTEER,
     IYAWRATE,
+    equilibrium_guess,
 )
 
 SEED_BETA_DEG = 30.0  # well inside the drift branch at 8-12 m/s: continuation starts here
@@ -83,7 +81,7 @@ def _models(plant, tires, seed, cache, steps, minutes):
     )
     models = {}
     for tire in tires:
-        path = Path(cache) / f"sysid_{tire}_seed{seed}.eqx"
+        path = model_path(cache, tire, seed)
         if path.is_file():
             try:
                 models[tire] = eqx.tree_deserialise_leaves(path, skeleton(tire))
@@ -93,14 +91,12 @@ def _models(plant, tires, seed, cache, steps, minutes):
         return models, f"identified models from {cache}/"
     if steps <= 0:
         return {"fiala (nominal)": skeleton("fiala")}, "no identified models: nominal Fiala model"
-    train, _, _ = _logs(plant, minutes, seed, cache)
+    train, _, _ = sysid_logs(plant, minutes, seed, cache)
     for tire in tires:
         i = vehicle.TIRES.index(tire)
         # As benchmarks/vehicle_sysid.py: tyres start from a fit to the log's axle forces.
         start = vehicle.make_model(tire, key=model_key(seed, i), params=params, data=train)
-        fit = vehicle.identify(
-            train, start, key=jax.random.key(seed + 200 + i), steps=steps, progress=False
-        )
+        fit = vehicle.identify(train, start, key=fit_key(seed, i), steps=steps, progress=False)
         models[tire] = fit.model
     return models, f"models identified here ({steps} steps, {minutes:g}-min log)"
 

@@ -21,11 +21,10 @@ import numpy as np
 
 jax.config.update("jax_enable_x64", True)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from vehicle_sysid import _logs, model_key  # noqa: E402
+from _common import fit_key, model_key, model_path, sysid_logs  # noqa: E402
 
 from physml import vehicle  # noqa: E402
-from physml.vehicle._plant.dynamics import lateral_force, lateral_force_combined  # noqa: E402
+from physml.kernels import write_atomic  # noqa: E402
 
 
 def _models(plant, train, tires, seed, cache, steps):
@@ -33,16 +32,15 @@ def _models(plant, train, tires, seed, cache, steps):
     models = {}
     for i, tire in enumerate(tires):
         skeleton = vehicle.make_model(tire, key=model_key(seed, i), params=params)
-        path = Path(cache) / f"sysid_{tire}_seed{seed}.eqx"
+        path = model_path(cache, tire, seed)
         if path.is_file():
             models[tire] = eqx.tree_deserialise_leaves(path, skeleton)
         else:
             # as in benchmarks/vehicle_sysid.py: start from the force fit to the training log
             start = vehicle.make_model(tire, key=model_key(seed, i), params=params, data=train)
-            fit = vehicle.identify(train, start, key=jax.random.key(seed + 200 + i), steps=steps)
+            fit = vehicle.identify(train, start, key=fit_key(seed, i), steps=steps)
             models[tire] = fit.model
-            Path(cache).mkdir(parents=True, exist_ok=True)
-            eqx.tree_serialise_leaves(path, fit.model)
+            write_atomic(path, lambda f, m=fit.model: eqx.tree_serialise_leaves(f, m))
     return models
 
 
@@ -53,15 +51,12 @@ def tire_curves(plant, models, out: Path):
     alpha = jnp.linspace(-0.6, 0.6, 241)
     feats = jnp.array([0.0, 10.0, 0.0, 10.0 / float(m.params.wheel_radius_m)])
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    true_f = jax.vmap(lambda a: lateral_force(a, fz_f, c)[0])(alpha)
+    # the plant's tyre at brake slip s = −σ (s = 0: free rolling), F_y is the second force
+    true_f = jax.vmap(lambda a: vehicle.plant_tire_forces(a, 0.0, fz_f, c)[1])(alpha)
     axes[0].plot(alpha, true_f / fz_f, "k", lw=3, alpha=0.4, label="plant (magic formula)")
     for sigma, ax in ((0.0, axes[1]), (0.15, axes[2])):
-
-        def plant_rear(a, s=sigma):
-            f0, mu = lateral_force(a, fz_r, c)
-            return lateral_force_combined(-s, a, mu, fz_r, f0, c)
-
-        ax.plot(alpha, jax.vmap(plant_rear)(alpha) / fz_r, "k", lw=3, alpha=0.4, label="plant")
+        plant_rear = jax.vmap(lambda a, s=sigma: vehicle.plant_tire_forces(a, -s, fz_r, c)[1])
+        ax.plot(alpha, plant_rear(alpha) / fz_r, "k", lw=3, alpha=0.4, label="plant")
     for name, model in models.items():
         front, rear = model.front.prepare(), model.rear.prepare()
         axes[0].plot(
@@ -86,7 +81,7 @@ def tire_curves(plant, models, out: Path):
 
 def heldout_rollout(test, models, out: Path, seconds: float = 10.0):
     n = round(seconds * 100)
-    starts = vehicle._identify.window_starts(test.flags, 0, test.n_samples, n)
+    starts = vehicle.window_starts(test.flags, 0, test.n_samples, n)
     score = [np.mean(np.abs(test.state[k : k + n, 2])) for k in starts[::50]]
     k = int(starts[::50][int(np.argmax(score))])  # the most drifting 10 s of the held-out log
     t = test.time_s[k : k + n + 1] - test.time_s[k]
@@ -122,7 +117,7 @@ def main(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plant = vehicle.DriftPlant()
-    train, test, _ = _logs(plant, minutes, seed, cache)
+    train, test, _ = sysid_logs(plant, minutes, seed, cache)
     models = _models(plant, train, tires, seed, cache, steps)
     tire_curves(plant, models, out)
     heldout_rollout(test, models, out)
