@@ -22,6 +22,7 @@ import optax
 from ..kernels import (
     AbstractObjective,
     AbstractPreconditioner,
+    CheckpointFormatError,
     OutputWriteError,
     Stats,
     StopReason,
@@ -126,7 +127,7 @@ class Result:
             FileNotFoundError: a file of the pair is missing.
             CheckpointFormatError: the `.eqx` is damaged or holds NaN/inf (`load_tree`).
             CheckpointMismatchError: the `.eqx` is of another architecture than `like`.
-            ValueError: the `.json` is damaged or not a `Result` summary.
+            CheckpointFormatError: the `.json` is damaged or not a `Result` summary.
         """
         path = Path(path)
         json_path = _with(path, ".json")
@@ -135,7 +136,7 @@ class Result:
                 data = json.load(f)
             s, e, history = data["summary"], data["energy"], data["history"]
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(
+            raise CheckpointFormatError(
                 f"{str(json_path)!r} is damaged or not a physml `Result` summary: {e!r}"
             ) from None
         model = load_tree(_with(path, ".eqx"), like, what="model")

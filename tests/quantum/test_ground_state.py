@@ -15,7 +15,7 @@ import optax
 import pytest
 from quantum_testing import all_spins
 
-from physml.kernels import OutputWriteError
+from physml.kernels import CheckpointFormatError, OutputWriteError
 from physml.quantum import (
     SR,
     ARConv1D,
@@ -191,6 +191,12 @@ def test_failed_save_leaves_the_earlier_result_and_keeps_the_new_one(tmp_path, m
     assert e.value.result is second
     back = Result.load(tmp_path / "run", like=_small(seed=5))
     assert back.summary() == first.summary() and len(back.history) == 1
+    (tmp_path / "run.eqx").write_bytes(b"")  # damaged files are named as such
+    with pytest.raises(CheckpointFormatError, match=r"run\.eqx.*empty"):
+        Result.load(tmp_path / "run", like=_small())
+    (tmp_path / "run.json").write_text('{"summary": ')
+    with pytest.raises(CheckpointFormatError, match=r"run\.json.*damaged"):
+        Result.load(tmp_path / "run", like=_small())
     s = jnp.ones((1, 4))
     np.testing.assert_array_equal(back.model.log_psi(s), first.model.log_psi(s))
 
