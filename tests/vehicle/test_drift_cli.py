@@ -19,9 +19,10 @@ from physml.vehicle import (
     StopReason,
     _cli,
     _drift_run,
+    drive,
     run_drift,
 )
-from physml.vehicle._drift_run import NOMINAL, drive, make_path, nominal_model
+from physml.vehicle._drift_run import NOMINAL, make_path, nominal_model
 from physml.vehicle._plant.dynamics import ISIDESLIP, IX, IY, IYAW
 
 

@@ -26,7 +26,6 @@ from physml.vehicle import (
     solve_equilibrium,
     stack_models,
 )
-from physml.vehicle._control.mpc import DEFAULT_GRID_S
 
 # The predictor's numerics (private): its ROS2 steps against fine RK4 rollouts.
 from physml.vehicle._control.problem import predict
@@ -78,14 +77,14 @@ def test_predictor_matches_fine_rollout(mpc):
     assert np.all(err[:26].max(0) <= 0.1 * moved), (err[:26].max(0), moved)
 
 
-def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(model):
+def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(model, mpc):
     # Grip cornering (a stable equilibrium) under a steering and torque wobble: the 0.15-s
     # tail is checked here, where differences are not amplified by an unstable mode.
     eq = solve_equilibrium(model, np.radians(-0.5), speed_mps=10.0)
     x0 = jnp.concatenate([eq.state, jnp.zeros(3)])
     k = jnp.arange(30.0)[:, None]
     controls = eq.control + jnp.asarray([0.01, 100.0]) * jnp.sin(0.5 * k)
-    dt = jnp.asarray(DEFAULT_GRID_S)
+    dt = mpc.dt_s  # the default grid
     xs = predict(model.prepare(), x0, controls, dt, PATH.curvature)
     ref = _fine(model.prepare(), x0, controls, dt)
     moved = np.max(np.abs(np.asarray(ref - x0)), axis=0)
