@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 from physml.kernels import rollout
 from physml.vehicle import (
@@ -27,8 +28,9 @@ from physml.vehicle import (
     stack_models,
 )
 
-# The predictor's numerics (private): its ROS2 steps against fine RK4 rollouts.
+# Private numerics: the predictor's ROS2 steps against fine RK4 rollouts, the box solver.
 from physml.vehicle._control.problem import predict
+from physml.vehicle._control.solver import solve_box_least_squares
 
 PATH = Donut(11.0, np.radians(30.0))
 # The friction-circle coupling pinned: the predictor checks and tunings below were made with it.
@@ -350,3 +352,21 @@ def test_time_clock_scores_each_step_where_the_reference_has_advanced(model, mpc
         np.testing.assert_allclose(res[:, 0], expect, rtol=1e-12, atol=1e-12)
     # The two clocks disagree here (else the test above could not tell them apart).
     assert not np.allclose(eight.sideslip(s_time), eight.sideslip(xs[:, 6]))
+
+
+def test_box_solver_on_a_linear_least_squares_problem():
+    # The solver knows nothing of the MPC: on min ½ |A z − b|² over [−1, 1]^5 (three bounds
+    # active at the solution) it reaches scipy's bounded least-squares solution.
+    rng = np.random.default_rng(0)
+    a, b = jnp.asarray(rng.normal(size=(12, 5))), jnp.asarray(3.0 * rng.normal(size=12))
+    linearise = lambda z: (a @ z - b, a)
+    cost = lambda z: 0.5 * jnp.sum((a @ z - b) ** 2)
+    solve = jax.jit(
+        lambda z0: solve_box_least_squares(linearise, cost, z0, max_iterations=50, tol=1e-14)
+    )
+    sol = solve(jnp.zeros(5))
+    ref = scipy.optimize.lsq_linear(np.asarray(a), np.asarray(b), bounds=(-1.0, 1.0))
+    assert int(sol.iterations) < 50 and bool(sol.stopped)
+    np.testing.assert_allclose(sol.z, ref.x, atol=1e-5)
+    assert float(sol.cost) == pytest.approx(ref.cost, rel=1e-10)
+    assert float(sol.cost_initial) == pytest.approx(0.5 * float(jnp.sum(b**2)), rel=1e-12)

@@ -1,2 +1,2 @@
-"""Control: paths, drift equilibria and the reference, the drift MPC, the closed loop on the
-plant."""
+"""Control: paths, drift equilibria, the quasi-equilibrium reference, the MPC's problem, its
+box-constrained Gauss–Newton solver, the controller (`DriftMPC`), the closed loop on the plant."""
