@@ -2,7 +2,9 @@
 
 Sharir, Levine, Wies, Carleo, Shashua, "Deep autoregressive models for the efficient variational
 simulation of many-body quantum systems", PRL 124, 020503 (2020). Conventions (Pauli units, signs,
-local states) are in `physml.quantum._hamiltonians`.
+local states) are in `physml.quantum._hamiltonians`; every wave function is an
+`AbstractSpinState`, which is all that VMC (`check_compatible`, `VMCObjective`, `ground_state`)
+relies on.
 """
 
 from ._arconv import ARConv1D as ARConv1D

@@ -13,7 +13,7 @@ from jaxtyping import Array, Float
 
 from ..kernels import Stats, estimate
 from ..kernels._validate import check_key, check_positive_int
-from ._wavefunction import AbstractSpinState
+from ._wavefunction import AbstractSpinState, check_spin_state
 
 __all__ = ["correlations", "magnetization", "sample_spins"]
 
@@ -22,6 +22,7 @@ def sample_spins(
     model: AbstractSpinState, n_samples: int, *, key: Any
 ) -> Float[Array, "batch sites"]:
     """`n_samples` exact samples of |ψ|² as spin values (e.g. ±1), by `model.sample`."""
+    check_spin_state(model)
     x = model.sample(check_positive_int(n_samples, "n_samples"), key=check_key(key))
     return model.to_spins(x)
 

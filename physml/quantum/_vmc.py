@@ -26,7 +26,7 @@ from ..kernels import AbstractObjective, estimate
 from ..kernels._sharding import batch_sharding, can_shard
 from ._arconv import ARConv1D
 from ._flips import log_psi_single_flips
-from ._wavefunction import AbstractSpinState
+from ._wavefunction import AbstractSpinState, check_spin_state
 
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
@@ -42,11 +42,7 @@ def draw_samples(
     when `n_samples` divides evenly, and the result is constrained to that sharding; the samples
     themselves do not depend on the device count.
     """
-    if not isinstance(model, AbstractSpinState):
-        raise TypeError(
-            "`model` must be a spin wave function (`physml.quantum.AbstractSpinState`, e.g. "
-            f"ARConv1D, ARConv2D, FixedMagnetization, Symmetrized), got {type(model).__name__}."
-        )
+    check_spin_state(model)
     x = model.sample(n_samples, key=key, shard=shard)
     if shard and can_shard(n_samples):
         x = jax.lax.with_sharding_constraint(x, batch_sharding(2))
@@ -73,11 +69,7 @@ def check_compatible(hamiltonian: Any, model: Any) -> None:
             "`hamiltonian` must be a NetKet JAX operator (`DiscreteJaxOperator`, e.g. from "
             f"`physml.quantum.tfim`), got {type(hamiltonian).__name__}.{hint}"
         )
-    if not isinstance(model, AbstractSpinState):
-        raise TypeError(
-            "`model` must be a spin wave function (`physml.quantum.AbstractSpinState`, e.g. "
-            f"ARConv1D, ARConv2D, FixedMagnetization, Symmetrized), got {type(model).__name__}."
-        )
+    check_spin_state(model)
     hilbert = hamiltonian.hilbert
     if not isinstance(hilbert, nk.hilbert.Spin) or hilbert.local_size != 2:
         raise ValueError(

@@ -27,7 +27,12 @@ from jaxtyping import Array, Float, Inexact, Int, Real
 
 from ..kernels import AbstractAutoregressiveModel, sample
 
-__all__ = ["AbstractAutoregressiveSpinState", "AbstractSpinState", "AbstractTwoStateNetwork"]
+__all__ = [
+    "AbstractAutoregressiveSpinState",
+    "AbstractSpinState",
+    "AbstractTwoStateNetwork",
+    "check_spin_state",
+]
 
 
 class AbstractSpinState(eqx.Module):
@@ -146,3 +151,12 @@ class AbstractTwoStateNetwork(AbstractAutoregressiveSpinState):
             return terms
         w, b = self.head_w, self.head_b
         return terms + 1j * jnp.where(x == 0, h @ w[:, 2] + b[2], h @ w[:, 3] + b[3])
+
+
+def check_spin_state(model: Any) -> None:
+    """Raise a TypeError that names the interface if `model` is not an `AbstractSpinState`."""
+    if not isinstance(model, AbstractSpinState):
+        raise TypeError(
+            "`model` must be a spin wave function (`physml.quantum.AbstractSpinState`, e.g. "
+            f"ARConv1D, ARConv2D, FixedMagnetization, Symmetrized), got {type(model).__name__}."
+        )
