@@ -65,6 +65,12 @@ def _write_error(path: Path, err: BaseException) -> OutputWriteError:
     return OutputWriteError(path, reason, errno_=code)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _stage(path: Path, write: Writer, mkdir: bool) -> str:
     """Write a complete, fsynced temporary file next to `path`; return its name."""
     try:
@@ -74,6 +80,8 @@ def _stage(path: Path, write: Writer, mkdir: bool) -> str:
     except OSError as e:
         raise _write_error(path, e) from e
     try:
+        # mkstemp creates 0600; give the file the mode a plain open() would (0666 & ~umask).
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

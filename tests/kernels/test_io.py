@@ -105,3 +105,16 @@ def test_check_positive_number_refuses_non_positive_learning_rates(value):
     with pytest.raises(ValueError, match="`learning_rate` must be"):
         check_positive_number(value, "learning_rate")
     assert check_positive_number(1e-3, "learning_rate") == 1e-3
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    # mkstemp's 0600 must not leak into outputs: 0666 & ~umask, as open(path, "w") does.
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "a.bin", lambda f: f.write(b"x"))
+        with open(tmp_path / "b.bin", "wb") as f:
+            f.write(b"x")
+    finally:
+        os.umask(old)
+    mode = lambda name: os.stat(tmp_path / name).st_mode & 0o777
+    assert mode("a.bin") == mode("b.bin") == 0o644
