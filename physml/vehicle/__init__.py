@@ -9,21 +9,22 @@ them all", CoRL 2024, appendix A.
 - tyres behind `AbstractTireModel`: `Fiala`, `MagicFormula`, `ExpTanh`, `NeuralExpTanh`,
   `NeuralODETire`, `MLPTire`;
 - the plant (CommonRoad `vehicle_dynamics_std` in JAX) with actuators and sensors, and the
-  3-minute data: `DriftPlant`, `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`,
-  `load_log`;
+  3-minute data: `DriftPlant` (state indices `IX` … `IOMEGAR`), `plant_tire_forces`,
+  `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`, `load_log`;
 - drift references: `Donut`, `FigureEight`, `TabulatedPath` (with `pose` and `project` onto
-  path coordinates), the model's steady drifts with their stability, `solve_equilibrium`, and
-  the quasi-equilibrium reference along a path, `drift_reference` / `DriftReference`
-  (`NoDriftEquilibriumError` where the model cannot hold a drift);
-- control: the real-time drift MPC `DriftMPC` (`DriftMPC.from_path`, `MPCWeights`,
-  `MPCState`, `MPCInfo`, `MPCStatus`, `stack_models` for posterior particles) and the closed
-  loop on the plant, `simulate` (`ClosedLoopResult`, `StopReason`, `PoseSensor`,
-  `drift_start`); the whole pipeline (collect → identify →
-  closed loop, with the comparison table and plots) as `run_drift` (`DriftRunResult`,
-  `format_drift_table`), one model on one path as `drive`;
+  path coordinates), the model's steady drifts with their stability, `solve_equilibrium`
+  (`equilibrium_guess` for continuation), and the quasi-equilibrium reference along a path,
+  `drift_reference` / `DriftReference` (`NoDriftEquilibriumError` where the model cannot hold
+  a drift);
+- control: the real-time drift MPC `DriftMPC` (`DriftMPC.from_path`, `MPCWeights`, `MPCState`,
+  `MPCInfo`, `MPCStatus`, `stack_models` for posterior particles) and the closed loop on the
+  plant, `simulate` (`ClosedLoopResult`, `StopReason`, `PoseSensor`, `drift_start`); the whole
+  pipeline (collect → identify → closed loop, with the comparison table and plots) as
+  `run_drift` (`DriftRunResult`, `format_drift_table`), its steps `fit_model` (a label's
+  model: nominal or identified) and `drive` (one model on one path);
 - identification: `identify`, `make_model` (with `data=` for an initialisation from the log's
   axle forces, `axle_force_estimates` / `fit_tires_to_forces`), `trainable_spec`,
-  `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
+  `window_starts`, `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
 """
 
 from ._control.closed_loop import (
@@ -35,6 +36,7 @@ from ._control.closed_loop import (
 )
 from ._control.equilibria import (
     Equilibrium as Equilibrium,
+    equilibrium_guess as equilibrium_guess,
     solve_equilibrium as solve_equilibrium,
 )
 from ._control.mpc import (
@@ -72,6 +74,7 @@ from ._data.stabiliser import (
 from ._drift_run import (
     DriftRunResult as DriftRunResult,
     drive as drive,
+    fit_model as fit_model,
     format_drift_table as format_drift_table,
     run_drift as run_drift,
 )
@@ -83,7 +86,19 @@ from ._model.single_track import (
     soft_floor as soft_floor,
 )
 from ._plant.actuators import Actuators as Actuators
-from ._plant.dynamics import DriftPlant as DriftPlant
+from ._plant.dynamics import (
+    IOMEGAF as IOMEGAF,
+    IOMEGAR as IOMEGAR,
+    ISIDESLIP as ISIDESLIP,
+    ISPEED as ISPEED,
+    ISTEER as ISTEER,
+    IX as IX,
+    IY as IY,
+    IYAW as IYAW,
+    IYAWRATE as IYAWRATE,
+    DriftPlant as DriftPlant,
+)
+from ._plant.magic_formula import plant_tire_forces as plant_tire_forces
 from ._plant.params import (
     PlantParameters as PlantParameters,
     bmw_320i as bmw_320i,
@@ -103,6 +118,7 @@ from ._sysid.identify import (
     make_model as make_model,
     params_from_plant as params_from_plant,
     trainable_spec as trainable_spec,
+    window_starts as window_starts,
 )
 from ._sysid.metrics import (
     format_rmse_table as format_rmse_table,
