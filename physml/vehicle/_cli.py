@@ -381,9 +381,11 @@ def _drift_with_model(
             m, report = fit_model(t, log, plant, key=k_model, steps=steps, progress=progress)
         t_fit = time.perf_counter() - tic
         say(f"[drift] {t}: {duration_s:g} s closed loop on the {path_name} ...", flush=True)
+        # As run_drift: the quasi-steady wheel speed for the un-identified nominal model.
         run = drive(
             t, m, plant, path, duration_s, key=k_sim, time_solves=time_solves,
             mpc_options=mpc_options,
+            wheel_speed="quasi_steady" if report is None else "measured",
         )  # fmt: skip
         run.identification = report
         run.wall_time_s = {"identify": t_fit, **run.wall_time_s}
