@@ -33,8 +33,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from physml import vehicle
-from physml.kernels import load_tree, save_tree, write_text_atomic
+jax.config.update("jax_enable_x64", True)  # as `physml drift` (float64 references)
+
+from physml import vehicle  # noqa: E402
+from physml.kernels import load_tree, save_tree, write_text_atomic  # noqa: E402
 
 MODELS = ("neural_exptanh", "neural_ode", "fiala", "nominal")
 DONUTS = {"donut8": (8.0, 35.0), "donut11": (11.0, 30.0), "donut15": (15.0, 20.0)}
@@ -129,11 +131,11 @@ def duration_for(path_name: str, path, model) -> float:
     return 1.15 * laps * path.length_m / max(speed, 4.0)
 
 
-def run_case(out, seed, label, path_name, model, plant, time_solves):
+def run_case(out, seed, label, path_name, model, plant, time_solves, max_duration_s=math.inf):
     path = make_path(path_name)
     _, _, k_sim = seed_keys(seed)
     options = {} if path_name in DONUTS else {"bridge_m": BRIDGE_M}
-    duration = duration_for(path_name, path, model)
+    duration = min(duration_for(path_name, path, model), max_duration_s)
     tic = time.perf_counter()
     run = vehicle.drive(
         label, model, plant, path, duration, key=k_sim, time_solves=time_solves,
@@ -163,7 +165,7 @@ def run_case(out, seed, label, path_name, model, plant, time_solves):
         "duration_s": duration,
         "completed": bool(completed),
         "success": success,
-        "outcome": "completed" if completed else (m.get("stop_reason") or "stopped"),
+        "outcome": "completed" if completed else (m.get("stop_reason") or "not finished in time"),
         "stop_time_s": m.get("stop_time_s"),
         "laps": laps,
         "lateral_rmse_m": m.get("lateral_rmse_m"),
@@ -252,7 +254,13 @@ def main(argv=None) -> int:
                         help="start no new case after this many seconds")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/drift_robustness"))
     parser.add_argument("--report", action="store_true", help="only print the table")
+    parser.add_argument("--smoke", action="store_true",
+                        help="plumbing check: 0.5 min, 20 steps, 2-s runs, in /tmp")  # fmt: skip
     args = parser.parse_args(argv)
+    max_duration = math.inf
+    if args.smoke:
+        args.minutes, args.steps, max_duration = 0.5, 20, 2.0
+        args.out = Path("/tmp/physml_drift_robustness_smoke")
     if args.report:
         print(report(args.out))
         return 0
@@ -280,7 +288,9 @@ def main(argv=None) -> int:
                 if time.perf_counter() - start > args.budget_s:
                     print(f"[robustness] budget reached; rerun to continue.\n\n{report(args.out)}")
                     return 0
-                r = run_case(args.out, seed, label, p, model, plant, seed in args.time_seeds)
+                r = run_case(
+                    args.out, seed, label, p, model, plant, seed in args.time_seeds, max_duration
+                )
                 print(
                     f"[robustness] seed {seed} {label} {p}: {r['outcome']} "
                     f"(laps {r['laps']:.2f}, e {_fmt(r['lateral_rmse_m'], '.3f')} m, "
