@@ -109,7 +109,7 @@ def seed_model(out: Path, seed: int, label: str, log, plant, steps: int):
     model, report = vehicle.fit_model(label, log, plant, key=k_model, steps=steps, progress=False)
     report = {"wall_time_s": time.perf_counter() - tic, **(report or {})}
     save_tree(file, model)
-    write_text_atomic(report_file, json.dumps(_jsonable(report), indent=1))
+    write_text_atomic(report_file, _to_json(report))
     return model, report
 
 
@@ -166,18 +166,18 @@ def run_case(out, seed, label, path_name, model, plant, time_solves, max_duratio
         "completed": bool(completed),
         "success": success,
         "outcome": "completed" if completed else (m.get("stop_reason") or "not finished in time"),
-        "stop_time_s": m.get("stop_time_s"),
-        "laps": laps,
-        "lateral_rmse_m": m.get("lateral_rmse_m"),
-        "lateral_max_m": m.get("lateral_max_m"),
-        "sideslip_rmse_deg": m.get("sideslip_rmse_deg"),
-        "time_in_drift_s": m.get("time_in_drift_s"),
-        "solve_time_median_ms": m.get("solve_time_median_ms") if time_solves else None,
-        "solve_time_p99_ms": m.get("solve_time_p99_ms") if time_solves else None,
+        "stop_time_s": _finite(m.get("stop_time_s")),
+        "laps": _finite(laps),
+        "lateral_rmse_m": _finite(m.get("lateral_rmse_m")),
+        "lateral_max_m": _finite(m.get("lateral_max_m")),
+        "sideslip_rmse_deg": _finite(m.get("sideslip_rmse_deg")),
+        "time_in_drift_s": _finite(m.get("time_in_drift_s")),
+        "solve_time_median_ms": _finite(m.get("solve_time_median_ms")) if time_solves else None,
+        "solve_time_p99_ms": _finite(m.get("solve_time_p99_ms")) if time_solves else None,
         "error": run.error,
         "wall_time_s": time.perf_counter() - tic,
     }
-    write_text_atomic(case_file(out, seed, label, path_name), json.dumps(_jsonable(record)))
+    write_text_atomic(case_file(out, seed, label, path_name), _to_json(record))
     return record
 
 
@@ -185,16 +185,18 @@ def case_file(out: Path, seed: int, label: str, path_name: str) -> Path:
     return out / "cases" / f"seed{seed}_{label}_{path_name}.json"
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray | np.generic | jax.Array):
-        return _jsonable(np.asarray(obj).tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
+def _finite(x):
+    """A JSON value for a metric: None for a missing or non-finite number."""
+    if x is None:
         return None
-    return obj
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _to_json(obj) -> str:
+    # Arrays and numpy scalars as lists and numbers. The case records hold only finite numbers
+    # or null (`_finite`); an identification report may hold NaN, which Python's json reads back.
+    return json.dumps(obj, indent=1, default=lambda o: np.asarray(o).tolist())
 
 
 def _fmt(x, spec):
@@ -293,7 +295,7 @@ def main(argv=None) -> int:
                 )
                 print(
                     f"[robustness] seed {seed} {label} {p}: {r['outcome']} "
-                    f"(laps {r['laps']:.2f}, e {_fmt(r['lateral_rmse_m'], '.3f')} m, "
+                    f"(laps {_fmt(r['laps'], '.2f')}, e {_fmt(r['lateral_rmse_m'], '.3f')} m, "
                     f"β {_fmt(r['sideslip_rmse_deg'], '.2f')}°, {r['wall_time_s']:.0f} s)",
                     flush=True,
                 )
