@@ -16,6 +16,7 @@ from physml.vehicle import (
     params_from_plant,
     simulate,
 )
+from physml.vehicle._control import closed_loop
 from physml.vehicle._plant.dynamics import ISIDESLIP
 
 PATH = Donut(11.0, np.radians(30.0))
@@ -62,13 +63,53 @@ def test_a_stop_is_reported_with_time_state_and_reason(setup):
     assert 0 < res.stop["time_s"] < 2.0
     assert res.stop["state"].shape == (9,)
     assert res.metrics["duration_s"] <= res.stop["time_s"] + 1e-9
-    # The record after the stop repeats the stopped state.
+    # The record ends at the last step that ran; the stop state is the one it was applied to.
     i = round(res.stop["time_s"] / 0.05)
-    np.testing.assert_array_equal(
-        res.plant_state[i:], np.broadcast_to(res.plant_state[i], res.plant_state[i:].shape)
-    )
+    assert res.plant_state.shape == (i, 9) and res.time_s.shape == res.command.shape[:1] == (i,)
+    np.testing.assert_array_equal(res.stop["state"], res.plant_state[-1])
     assert res.solve_time_s.size == round(res.metrics["duration_s"] / 0.05)
     assert np.isfinite(res.metrics["solve_time_median_s"])
+
+
+def test_a_run_that_stops_is_not_simulated_to_the_end(setup, monkeypatch):
+    # Chunks of 0.5 s over 3 s: the run stops at 0.25 s (a 2-cm corridor), so one chunk runs,
+    # not six; and the result is the same as one scan over the whole duration (today's run).
+    plant, mpc = setup
+    calls = []
+    run = closed_loop._run
+
+    def counted(*args):
+        calls.append(args[8].shape[0])  # the chunk's keys
+        return run(*args)
+
+    monkeypatch.setattr(closed_loop, "_run", counted)
+    common = dict(key=jax.random.key(1), max_lateral_error_m=0.02, time_solves=False)
+    res = simulate(plant, mpc, PATH, 3.0, chunk_s=0.5, **common)
+    assert calls == [10]
+    one = simulate(plant, mpc, PATH, 3.0, chunk_s=3.0, **common)
+    assert calls == [10, 60]
+    assert res.stop is not None and res.stop["time_s"] == one.stop["time_s"] < 0.5
+    assert res.stop["reason"] == one.stop["reason"]
+    n = round(res.stop["time_s"] / 0.05)
+    for a, b in ((res.plant_state, one.plant_state), (res.command, one.command)):
+        assert a.shape[0] == b.shape[0] == n
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(res.stop["state"], one.stop["state"])
+    finite = {k: v for k, v in res.metrics.items() if not k.startswith("solve_time")}
+    assert finite == {k: one.metrics[k] for k in finite}
+
+
+def test_chunks_do_not_change_a_run_without_a_stop(setup):
+    # 0.35 s chunks (7 steps) over 1 s: three chunks, the last one padded and cut off.
+    plant, mpc = setup
+    whole = simulate(plant, mpc, PATH, 1.0, key=jax.random.key(0), time_solves=False)
+    chunked = simulate(
+        plant, mpc, PATH, 1.0, key=jax.random.key(0), time_solves=False, chunk_s=0.35
+    )
+    assert whole.stop is None and chunked.stop is None
+    for name in ("plant_state", "path_state", "measurement", "command", "cost"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
+    assert chunked.plant_state.shape == (20, 9)
 
 
 def test_bad_input_is_reported(setup):
@@ -80,6 +121,8 @@ def test_bad_input_is_reported(setup):
         simulate(plant, mpc, PATH, 1.0, key=key, dt_sim_s=0.003)
     with pytest.raises(ValueError, match="duration_s"):
         simulate(plant, mpc, PATH, -1.0, key=key)
+    with pytest.raises(ValueError, match="chunk_s"):
+        simulate(plant, mpc, PATH, 1.0, key=key, chunk_s=0.0)
     with pytest.raises(ValueError, match="controller's"):
         simulate(plant, mpc, FigureEight(11.0, 0.5), 1.0, key=key)
     with pytest.raises(TypeError, match="DriftPlant"):

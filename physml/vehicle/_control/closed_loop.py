@@ -3,9 +3,11 @@
 The plant (`DriftPlant`, CommonRoad's single-track drift model behind the actuators) is
 integrated with RK4 at a fine step (1 ms, as `collect`), the controller runs every control
 period (20 Hz by default, the first step of the MPC's grid) on noisy measurements and its
-command is held (zero-order hold) until the next one. The whole run is one jitted `lax.scan`
-over control periods; the MPC's solve time is measured outside jit afterwards by replaying each
-recorded solve (same warm start, same measurement) and timing it on the host.
+command is held (zero-order hold) until the next one. The run is a jitted `lax.scan` over
+control periods, called on chunks of `chunk_s` seconds (the same compiled program for every
+chunk), so that a run that stops is not simulated past the chunk in which it stopped; the MPC's
+solve time is measured outside jit afterwards by replaying each recorded solve (same warm
+start, same measurement) and timing it on the host.
 
 Measurements. (r, V, β, ω_r) through `Sensors` (GNSS/INS and wheel encoder); the path
 coordinates (e, Δφ, s) from a noisy GNSS/INS position and heading, projected on the path
@@ -16,9 +18,9 @@ order of 0.1° with a 2 m antenna baseline), rounded up like `Sensors`': 2 cm pe
 0.15° of heading (1σ), independent at each control step. Not modelled: latency (the command
 acts at the instant of the measurement it was computed from), biases, GNSS outages.
 
-Spin-out: the run stops (the plant is frozen and the rest of the record repeats the stopped
-state) when |β| > 60° (as `collect`'s valid range), V < 4 m/s, |e| > `max_lateral_error_m`,
-or the plant state is not finite; the time, state and reason are reported.
+Spin-out: the run stops when |β| > 60° (as `collect`'s valid range), V < 4 m/s,
+|e| > `max_lateral_error_m`, or the plant state is not finite; the time, state and reason are
+reported and the record ends at the last control step before the stop.
 """
 
 from __future__ import annotations
@@ -79,11 +81,12 @@ class PoseSensor(eqx.Module):
 
 @dataclasses.dataclass(frozen=True)
 class ClosedLoopResult:
-    """A closed-loop run (numpy arrays, one row per control step; after a stop the plant state
-    repeats).
+    """A closed-loop run (numpy arrays, one row per control step; the record ends at a stop:
+    T = `duration_s` / period, fewer if the run stopped).
 
     Attributes:
-        time_s: (T,) time at each control step [s].
+        time_s: (T,) time at each control step [s]; the last row is the last step that ran
+            (its command led to the stop, at `stop["time_s"]` = time_s[-1] + period).
         plant_state: (T, 9) plant state at the step (see `physml.vehicle._plant.dynamics`).
         path_state: (T, 3) true (e [m], Δφ [rad], s [m]) of the plant.
         measurement: (T, 7) what the controller saw (r, V, β, ω_r, e, Δφ, s).
@@ -213,6 +216,7 @@ def simulate(
     max_lateral_error_m: float = 3.0,
     drift_threshold_rad: float = math.radians(10.0),
     time_solves: bool = True,
+    chunk_s: float = 5.0,
 ) -> ClosedLoopResult:
     """Run `controller` on `plant` along `path` for `duration_s` seconds.
 
@@ -234,6 +238,8 @@ def simulate(
         drift_threshold_rad: a step counts as drifting when |β| exceeds this with the sign of
             β_ref (10° by default).
         time_solves: replay every solve outside jit to measure its wall time.
+        chunk_s: simulated time per jitted call [s]: a run that stops is simulated to the end
+            of the chunk in which it stopped, not to `duration_s`. Does not change the result.
 
     Returns:
         A `ClosedLoopResult`; `metrics` holds `duration_s` (until a stop), `lateral_rmse_m`,
@@ -254,6 +260,8 @@ def simulate(
         )
     if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"`duration_s` must be a finite duration > 0 [s], got {duration_s!r}.")
+    if not (isinstance(chunk_s, int | float) and math.isfinite(chunk_s) and chunk_s > 0):
+        raise ValueError(f"`chunk_s` must be a finite duration > 0 [s], got {chunk_s!r}.")
     period = float(controller.dt_s[0])
     if control_rate_hz is not None and abs(control_rate_hz * period - 1.0) > 1e-9:
         raise ValueError(
@@ -284,33 +292,47 @@ def simulate(
     start = jnp.concatenate([y0, _path_coords(path, x0, s0)])
     _, u_eq = drift_equilibrium(plant, float(x0[ISPEED]), float(x0[ISIDESLIP]))
     state0 = controller.init(start, last_command=jnp.asarray(u_eq))
-    _, (out, stops) = _run(
-        plant,
-        controller,
-        path,
-        sensors,
-        pose_sensor,
-        x0,
-        s0,
-        state0,
-        keys,
-        jnp.asarray(dt_sim_s),
-        n_sub,
-        jnp.asarray(float(max_lateral_error_m)),
-    )
+    # Chunks of one length (the last padded with repeats of the final key and cut off), so
+    # every chunk runs the same compiled scan; the carry passes from one to the next, so a run
+    # that does not stop is the same as one scan over all steps.
+    chunk = min(n, max(round(chunk_s / period), 1))
+    carry = (x0, s0, state0)
+    pieces, n_run, stop_at = [], 0, None
+    while n_run < n and stop_at is None:
+        idx = np.minimum(np.arange(n_run, n_run + chunk), n - 1)
+        (x_c, state_c, s_c, _), (out_c, stops_c) = _run(
+            plant,
+            controller,
+            path,
+            sensors,
+            pose_sensor,
+            carry[0],
+            carry[1],
+            carry[2],
+            keys[idx],
+            jnp.asarray(dt_sim_s),
+            n_sub,
+            jnp.asarray(float(max_lateral_error_m)),
+        )
+        take = min(chunk, n - n_run)
+        stopped = np.flatnonzero(np.asarray(stops_c != StopReason.none)[:take])
+        if stopped.size:
+            i = int(stopped[0])
+            stop_at = (n_run + i, StopReason[jax.tree_util.tree_map(lambda a, i=i: a[i], stops_c)])
+        pieces.append(jax.tree_util.tree_map(lambda a, take=take: a[:take], out_c))
+        carry = (x_c, s_c, state_c)
+        n_run += take
+    out = jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *pieces)
+    n_valid = n if stop_at is None else stop_at[0] + 1
+    out = jax.tree_util.tree_map(lambda a: a[:n_valid], out)
     xs, true, meas, cmds, its, costs, status, viol, mpc_states = out
     xs, true, meas, cmds = (np.asarray(a) for a in (xs, true, meas, cmds))
-    t = np.arange(n) * period
-    stopped = np.flatnonzero(np.asarray(stops != StopReason.none))
-    n_valid = int(stopped[0]) + 1 if stopped.size else n
+    t = np.arange(n_valid) * period
     stop = None
-    if stopped.size:
-        i = int(stopped[0])
-        stop = {
-            "time_s": float((i + 1) * period),
-            "reason": StopReason[jax.tree_util.tree_map(lambda a: a[i], stops)],
-            "state": xs[min(i + 1, n - 1)] if i + 1 < n else xs[i],
-        }
+    if stop_at is not None:
+        # The plant is not advanced by the step that stopped it: the state reported is the one
+        # the last command was applied to.
+        stop = {"time_s": float(n_valid * period), "reason": stop_at[1], "state": xs[-1]}
     beta_ref = np.asarray(path.sideslip(jnp.asarray(true[:, 2])))
 
     solve_times = np.zeros(0)
