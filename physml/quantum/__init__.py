@@ -9,6 +9,7 @@ relies on.
 
 from ._arconv import ARConv1D as ARConv1D
 from ._arconv2d import ARConv2D as ARConv2D, lattice_shape as lattice_shape
+from ._collapse import collapsed_batch as collapsed_batch
 from ._constraints import FixedMagnetization as FixedMagnetization
 from ._exact import exact_energy as exact_energy, tfim_chain_energy as tfim_chain_energy
 from ._ground_state import (

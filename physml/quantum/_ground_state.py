@@ -1,8 +1,8 @@
 """`ground_state`: the one high-level VMC workflow, and its `Result`.
 
-Copy and edit it rather than subclass it: it is `VMCObjective` (with a check that the samples
-have not collapsed onto one configuration) + `physml.kernels.fit` + a final energy estimate
-with more samples.
+Copy and edit it rather than subclass it: it is `VMCObjective` (which reports a sample batch
+collapsed onto configurations that are not an eigenstate) + `physml.kernels.fit` + a final
+energy estimate with more samples.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import numpy as np
 import optax
 
 from ..kernels import (
-    AbstractObjective,
     AbstractPreconditioner,
     CheckpointFormatError,
     OutputWriteError,
@@ -33,12 +32,12 @@ from ..kernels import (
     write_atomic_group,
 )
 from ..kernels._validate import check_finite_tree, check_key, check_positive_int, is_finite_scalar
+from ._collapse import collapsed_batch, off_diagonal
 from ._sr import SR
 from ._vmc import VMCObjective, check_compatible, draw_samples, local_energies
 
 __all__ = [
     "Result",
-    "collapsed_batch",
     "evaluate_energy",
     "full_sum_energy",
     "ground_state",
@@ -167,72 +166,6 @@ class Result:
         )
 
 
-def _off_diagonal(hamiltonian: Any, sigma: Any) -> tuple[Any, Any, Any]:
-    """Per configuration σ: H_σσ, Σ_σ'≠σ |H_σ'σ| and Σ_σ'≠σ |H_σ'σ|²."""
-    with jax.ensure_compile_time_eval():
-        jax.tree_util.tree_leaves(hamiltonian)  # build NetKet's lazy tables from constants
-    sigma_p, mels = hamiltonian.get_conn_padded(sigma)
-    off = jnp.any(sigma_p != sigma[:, None, :], axis=-1) & (mels != 0)
-    size = jnp.where(off, jnp.abs(mels), 0.0)
-    diagonal = jnp.sum(jnp.where(off, 0.0, mels), axis=-1)
-    return diagonal, jnp.sum(size, axis=-1), jnp.sum(size**2, axis=-1)
-
-
-def collapsed_batch(
-    model: Any, hamiltonian: Any, sigma: Any, e_loc: Any, *, rtol: float = 0.1
-) -> Any:
-    """Whether a batch of samples has collapsed: ψ is negligible on every configuration σ' that
-    H connects the samples to, far below what any state near an eigenstate would hold there.
-
-    Near an eigenstate, first-order perturbation theory gives |ψ(σ')/ψ(σ)| ≈ |H_σ'σ| / ΔE, with
-    ΔE the diagonal gap between σ and σ', so the off-diagonal part of the local energy is
-    about Σ_σ'≠σ |H_σ'σ|² / ΔE. The batch has collapsed when it is below `rtol` times that for
-    every sample, ΔE bounded above by G = 2|H_σσ| + Σ_σ'≠σ |H_σ'σ|:
-    |E_loc(σ) − H_σσ| ≤ `rtol` Σ_σ'≠σ |H_σ'σ|² / G, and, for the first sample σ₀, summed in
-    absolute value (no cancellation hides it), Σ_σ'≠σ₀ |H_σ'σ₀ ψ(σ')/ψ(σ₀)| below the same.
-
-    The state then sits on a few configurations (one, or a degenerate pair such as the two
-    Néel states) that are not an eigenstate, yet Var(E_loc) ≈ 0 and E_loc is the diagonal
-    energy whatever the state's true energy and variance: an absurd or negative learning rate
-    drives a model there. An exact basis-state eigenstate (H diagonal there, e.g. the
-    classical Ising chain) is not flagged.
-
-    Args:
-        model: the wave function (`log_psi` on spin configurations).
-        hamiltonian: a NetKet JAX operator.
-        sigma: spin configurations, shape (batch, sites).
-        e_loc: their local energies, shape (batch,).
-        rtol: the fraction of the smallest perturbative off-diagonal energy below which ψ
-            counts as vanishing (a state near an eigenstate has at least the whole of it, since
-            G bounds the gap from above).
-
-    Returns:
-        A bool scalar array (jit-friendly).
-    """
-    diagonal, size, size2 = _off_diagonal(hamiltonian, sigma)
-    bound = rtol * size2 / (2 * jnp.abs(diagonal) + size)
-    diagonal_only = jnp.all((size > 0) & (jnp.abs(e_loc - diagonal) <= bound))
-    s0 = sigma[:1]
-    sigma_p, mels = hamiltonian.get_conn_padded(s0)
-    off = jnp.any(sigma_p[0] != s0, axis=-1) & (mels[0] != 0)
-    log_ratio = jnp.real(model.log_psi(sigma_p[0]) - model.log_psi(s0)[0])
-    weight = jnp.where(off, jnp.abs(mels[0]), 0.0)
-    leak = jnp.sum(weight * jnp.exp(jnp.where(off, jnp.minimum(log_ratio, 0.0), -jnp.inf)))
-    return diagonal_only & (leak <= bound[0])
-
-
-class _CollapseChecked(AbstractObjective):
-    """`objective` (a `VMCObjective`) with `aux["collapsed"]` (`collapsed_batch` of its
-    samples), on which `fit` stops with `StopReason.collapsed`."""
-
-    objective: VMCObjective
-
-    def value_and_grad(self, model: Any, key: Any):
-        stats, grads, aux = self.objective.value_and_grad(model, key)
-        collapsed = collapsed_batch(model, self.objective.hamiltonian, aux["sigma"], aux["e_loc"])
-        return stats, grads, {**aux, "collapsed": collapsed}
-
-
 def ground_state(
     hamiltonian: Any,
     model: Any,
@@ -298,7 +231,7 @@ def ground_state(
     objective = VMCObjective(hamiltonian, n_samples, gradient=not isinstance(preconditioner, SR))
     try:
         run = fit(
-            _CollapseChecked(objective),
+            objective,
             model,
             optimizer=optimizer,
             steps=steps,
@@ -360,7 +293,7 @@ def _result(hamiltonian, n_sites, run, n_eval, eval_key, exact) -> Result:
 def _energy_batch(model, hamiltonian, n, key):
     sigma = model.to_spins(draw_samples(model, n, key=key))
     e_loc = local_energies(model, hamiltonian, sigma)
-    spread = jnp.mean(_off_diagonal(hamiltonian, sigma)[2])
+    spread = jnp.mean(off_diagonal(hamiltonian, sigma)[2])
     return e_loc, collapsed_batch(model, hamiltonian, sigma, e_loc), spread
 
 

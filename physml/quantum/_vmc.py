@@ -25,6 +25,7 @@ from jaxtyping import Array, Inexact, Int, Real
 from ..kernels import AbstractObjective, estimate
 from ..kernels._sharding import batch_sharding, can_shard
 from ._arconv import ARConv1D
+from ._collapse import collapsed_batch
 from ._flips import log_psi_single_flips
 from ._wavefunction import AbstractSpinState, check_spin_state
 
@@ -152,6 +153,28 @@ def local_energies(
         Local energies (complex for a complex ψ; real for a positive ψ and a real operator).
         Padding entries of `get_conn_padded` (zero matrix elements) contribute exactly 0.
     """
+    _, mels, log_psi, log_psi_p = _connected(
+        model,
+        hamiltonian,
+        sigma,
+        log_psi,
+        single_flip=single_flip,
+        max_configurations=max_configurations,
+    )
+    return _sum_connected(mels, log_psi, log_psi_p)
+
+
+def _connected(
+    model: AbstractSpinState,
+    hamiltonian: Any,
+    sigma: Array,
+    log_psi: Array | None = None,
+    *,
+    single_flip: bool | None = None,
+    max_configurations: int = 256,
+) -> tuple[Array, Array, Array, Array]:
+    """The configurations σ' that H connects σ to, H_σσ', log ψ(σ) and log ψ(σ') (the
+    arguments of `local_energies`)."""
     if single_flip is None:
         # The receptive-field shortcut is specific to the 1D masked convolutions.
         single_flip = isinstance(hamiltonian, nk.operator.IsingJax) and isinstance(model, ARConv1D)
@@ -180,6 +203,11 @@ def local_energies(
         if log_psi is None:
             log_psi = model.log_psi(sigma)
         log_psi_p = _log_psi_chunked(model, sigma_p, max_configurations)
+    return sigma_p, mels, log_psi, log_psi_p
+
+
+def _sum_connected(mels: Array, log_psi: Array, log_psi_p: Array) -> Array:
+    """E_loc(σ) = Σ_σ' H_σσ' exp(log ψ(σ') − log ψ(σ))."""
     ratio = jnp.exp(log_psi_p - log_psi[:, None])
     # A zero matrix element times an overflowing ratio must give 0, not NaN.
     terms = jnp.where(mels != 0, mels * jnp.where(mels != 0, ratio, 0), 0)
@@ -190,9 +218,11 @@ class VMCObjective(AbstractObjective):
     """The variational energy ⟨H⟩ of an `AbstractSpinState` (`ARConv1D`, `ARConv2D`,
     `FixedMagnetization`, `Symmetrized`) estimated from `n_samples` exact samples.
 
-    `aux` holds the samples ("sigma", spin values), their local energies ("e_loc") and the
-    metrics logged each step: the imaginary part of the energy for a complex ψ, and the number
-    of non-finite local energies.
+    `aux` holds the samples ("sigma", spin values), their local energies ("e_loc"), whether the
+    batch has collapsed onto configurations that are not an eigenstate ("collapsed",
+    `collapsed_batch`, on which `fit` stops with `StopReason.collapsed`) and the metrics logged
+    each step: the imaginary part of the energy for a complex ψ, and the number of non-finite
+    local energies.
 
     With `shard=True` (default) and several devices dividing `n_samples`, the samples, their
     local energies and per-sample gradients are split over the devices (a no-op on one
@@ -221,8 +251,17 @@ class VMCObjective(AbstractObjective):
 
     def value_and_grad(self, model: AbstractSpinState, key: Any):
         sigma = model.to_spins(draw_samples(model, self.n_samples, key=key, shard=self.shard))
-        e_loc = local_energies(model, self.hamiltonian, sigma)
+        sigma_p, mels, log_psi, log_psi_p = _connected(model, self.hamiltonian, sigma)
+        e_loc = _sum_connected(mels, log_psi, log_psi_p)
         stats = estimate(e_loc)
+        # From what the local energies computed: no network pass, no second `get_conn_padded`.
+        collapsed = collapsed_batch(
+            model,
+            self.hamiltonian,
+            sigma,
+            e_loc,
+            connected=(sigma_p, mels, log_psi_p[0] - log_psi[0]),
+        )
         delta = jax.lax.stop_gradient(e_loc - stats.mean)
 
         def surrogate(m):
@@ -233,4 +272,5 @@ class VMCObjective(AbstractObjective):
         else:  # a preconditioner (SR) builds the update from aux["sigma"], aux["e_loc"] alone
             grads = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
         metrics = {"n_nonfinite_e_loc": jnp.sum(~jnp.isfinite(e_loc))}
-        return stats, grads, {"sigma": sigma, "e_loc": e_loc, "metrics": metrics}
+        aux = {"sigma": sigma, "e_loc": e_loc, "collapsed": collapsed, "metrics": metrics}
+        return stats, grads, aux

@@ -111,7 +111,7 @@ def _polarised(n=4):
 
 
 def test_collapsed_batch_tells_a_collapsed_state_from_an_eigenstate():
-    from physml.quantum._ground_state import collapsed_batch
+    from physml.quantum import collapsed_batch
     from physml.quantum._vmc import local_energies
 
     def collapsed(H, model):

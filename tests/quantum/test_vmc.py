@@ -11,8 +11,16 @@ from hypothesis import given, settings, strategies as st
 from jax.flatten_util import ravel_pytree
 from quantum_testing import assert_gradient_within_5_standard_errors, perturbed
 
-from physml.kernels import train_init, train_step
-from physml.quantum import SR, ARConv1D, VMCObjective, heisenberg, local_energies, tfim
+from physml.kernels import StopReason, fit, train_init, train_step
+from physml.quantum import (
+    SR,
+    ARConv1D,
+    VMCObjective,
+    collapsed_batch,
+    heisenberg,
+    local_energies,
+    tfim,
+)
 from physml.quantum._flips import log_psi_single_flips
 
 
@@ -245,3 +253,44 @@ def test_single_flip_refuses_two_site_moves():
                 m, sigma
             )
         )
+
+
+def test_vmc_objective_reports_a_collapsed_batch_so_a_bare_fit_stops():
+    """`aux["collapsed"]` comes from `VMCObjective` itself (issue 21): a script that calls `fit`
+    with it directly, without `ground_state`, stops on a collapsed state. The flag equals
+    `collapsed_batch` computed from scratch, on the 1D single-flip path and the generic one."""
+    polarised = eqx.tree_at(lambda m: m.head_b, _model(6, True, 0), jnp.array([40.0, -40.0]))
+    for H in (tfim(6, 1.0), heisenberg(6)):
+        for model in (polarised, _model(6, True, 1)):
+            step = eqx.filter_jit(VMCObjective(H, 32).value_and_grad)
+            _, _, aux = step(model, jax.random.key(2))
+            scratch = collapsed_batch(model, H, aux["sigma"], aux["e_loc"])
+            assert bool(aux["collapsed"]) == bool(scratch)
+    _, _, aux = eqx.filter_jit(VMCObjective(tfim(6, 1.0), 32).value_and_grad)(
+        polarised, jax.random.key(2)
+    )
+    assert bool(aux["collapsed"])
+    run = fit(
+        VMCObjective(tfim(6, 1.0), 64),
+        _model(6, True, 0),
+        optimizer=optax.adam(1e4),
+        steps=40,
+        key=jax.random.key(0),
+        progress=False,
+    )
+    assert run.stop == StopReason.collapsed
+    assert run.stop_reason.startswith("collapsed sample batch")
+
+
+def test_a_normal_vmc_run_is_never_flagged_collapsed():
+    """Training the N = 8 chain with Adam for 60 steps from a random start: no step is flagged."""
+    H = tfim(8, 1.0)
+    run = fit(
+        VMCObjective(H, 128),
+        _model(8, False, 3),
+        optimizer=optax.adam(1e-2),
+        steps=60,
+        key=jax.random.key(4),
+        progress=False,
+    )
+    assert run.stop_reason is None and len(run.history) == 60
