@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Complex, Float, Int, Real
 
+from ..kernels._validate import check_key
 from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["ARConv1D"]
@@ -103,6 +104,7 @@ class ARConv1D(AbstractTwoStateNetwork):
         dtype: parameter dtype (default: JAX's default float, float64 with x64 enabled).
         key: PRNG key for the initial parameters.
         """
+        key = check_key(key)
         for name, v, lo in (
             ("n_sites", n_sites, 1),
             ("layers", layers, 1),

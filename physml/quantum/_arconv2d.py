@@ -33,6 +33,7 @@ import netket as nk
 import numpy as np
 from jaxtyping import Array, Bool, Complex, Float, Int
 
+from ..kernels._validate import check_key
 from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["ARConv2D", "lattice_shape"]
@@ -143,6 +144,7 @@ class ARConv2D(AbstractTwoStateNetwork):
         dtype: parameter dtype (default: JAX's default float).
         key: PRNG key for the initial parameters.
         """
+        key = check_key(key)
         self.shape = lattice_shape(shape)
         explicit_layers = layers is not None
         if layers is None and not (

@@ -24,6 +24,7 @@ from jaxtyping import Array, Inexact, Int, Real
 
 from ..kernels import AbstractObjective, estimate
 from ..kernels._sharding import batch_sharding, can_shard
+from ..kernels._validate import check_key
 from ._arconv import ARConv1D
 from ._collapse import collapsed_batch
 from ._flips import log_psi_single_flips
@@ -44,7 +45,7 @@ def draw_samples(
     themselves do not depend on the device count.
     """
     check_spin_state(model)
-    x = model.sample(n_samples, key=key, shard=shard)
+    x = model.sample(n_samples, key=check_key(key), shard=shard)
     if shard and can_shard(n_samples):
         x = jax.lax.with_sharding_constraint(x, batch_sharding(2))
     return x

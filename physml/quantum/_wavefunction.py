@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Inexact, Int, Real
 
 from ..kernels import AbstractAutoregressiveModel, sample
+from ..kernels._validate import check_key
 
 __all__ = [
     "AbstractAutoregressiveSpinState",
@@ -105,7 +106,7 @@ class AbstractAutoregressiveSpinState(AbstractSpinState, AbstractAutoregressiveM
     def sample(self, n_samples: int, *, key: Any, shard: bool = True) -> Int[Array, "batch sites"]:
         """`n_samples` exact samples of |ψ|² as local-state indices, by `physml.kernels.sample`
         (the model's cache when it has one)."""
-        x, _ = sample(self, n_samples, key=key, shard=shard)
+        x, _ = sample(self, n_samples, key=check_key(key), shard=shard)
         return x
 
 

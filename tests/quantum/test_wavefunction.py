@@ -5,6 +5,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ from physml.quantum import (
     Symmetrized,
     check_compatible,
     draw_samples,
+    ground_state,
     heisenberg_2d,
     lattice_group,
     local_energies,
@@ -121,3 +123,39 @@ def test_a_state_written_against_the_interface_runs_through_vmc():
     np.testing.assert_allclose(e_loc, expected, rtol=0, atol=1e-12)
     with pytest.raises(TypeError, match="AbstractSpinState"):
         check_compatible(H, object())
+
+
+@pytest.fixture
+def without_runtime_typecheck():
+    """Users call these without the test run's jaxtyping/beartype hook, which would reject a
+    wrongly typed argument before the function's own checks: switch it off for one test."""
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)
+
+
+@pytest.mark.parametrize("bad", [0, "seed"], ids=["int", "str"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda key: ARConv1D(4, layers=1, features=2, key=key),
+        lambda key: ARConv2D((2, 2), layers=1, features=2, key=key),
+        lambda key: ARConv1D(4, layers=1, features=2, key=jax.random.key(0)).sample(3, key=key),
+        lambda key: draw_samples(
+            ARConv1D(4, layers=1, features=2, key=jax.random.key(0)), 3, key=key
+        ),
+        lambda key: ground_state(
+            tfim(4, 1.0),
+            ARConv1D(4, layers=1, features=2, key=jax.random.key(0)),
+            n_samples=4,
+            steps=1,
+            key=key,
+            progress=False,
+        ),
+    ],
+    ids=["ARConv1D", "ARConv2D", "sample", "draw_samples", "ground_state"],
+)
+def test_a_bad_key_gets_the_project_key_error(call, bad, without_runtime_typecheck):
+    """Issue 21 item 7: the project's `check_key` message, not JAX's key-data one."""
+    with pytest.raises(TypeError, match=r"`key` must be a JAX PRNG key such as"):
+        call(bad)
