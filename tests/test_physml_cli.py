@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-import types
 
 import jax
 import numpy as np
@@ -19,7 +18,7 @@ import physml.cli as cli
 from physml.cli import HelpFormatter, build_parser, info, main
 from physml.kernels import OutputWriteError
 from physml.quantum import _cli as quantum_cli
-from physml.vehicle import _cli as vehicle_cli
+from physml.vehicle import _cli as vehicle_cli, _drift_run as drift_run
 from physml.vehicle._data.log import DriveLog
 from physml.vehicle._drift_run import nominal_model
 from physml.vehicle._plant.dynamics import DriftPlant
@@ -72,7 +71,8 @@ def no_work(monkeypatch):
         (vehicle_cli, "identify"),
         (vehicle_cli, "run_drift"),
         (vehicle_cli, "drive"),
-        (vehicle_cli, "fit_model"),
+        (drift_run, "fit_model"),
+        (drift_run, "collect"),
         (vehicle_cli, "demo"),
         (quantum_cli, "ground_state"),
         (quantum_cli, "_exact_or_none"),
@@ -291,16 +291,24 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
 
     def fake_drive(label, m, plant_, path, duration_s, *, key, **kwargs):
         seen.update(label=label, model=m, duration=duration_s)
-        return types.SimpleNamespace(wall_time_s={})  # stands for the run
+        return drift_run.DriftRunResult(label, path.name, path, m, None, error="fake run")
 
     def refuse(*args, **kwargs):
         raise WorkStarted("collected or identified again")
 
-    monkeypatch.setattr(vehicle_cli, "drive", fake_drive)
-    monkeypatch.setattr(vehicle_cli, "summary_line", lambda run: "")
+    # `drift --model` goes through `run_drift` with the model given: its closed loop is faked,
+    # and collecting or identifying anything is refused.
+    monkeypatch.setattr(drift_run, "drive", fake_drive)
+    monkeypatch.setattr(drift_run, "summary_line", lambda run: "")
     monkeypatch.setattr(vehicle_cli, "_report_drift", lambda *a: 0)
-    for name in ("collect", "identify", "fit_model", "run_drift"):
-        monkeypatch.setattr(vehicle_cli, name, refuse)
+    for module, name in [
+        (vehicle_cli, "collect"),
+        (vehicle_cli, "identify"),
+        (drift_run, "collect"),
+        (drift_run, "fit_model"),
+        (drift_run, "identify"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
     argv = ["drift", "--log", str(tmp_path / "train_log.npz"), "--model"]
     argv += [str(tmp_path / "model.eqx"), "--duration", "2", "--quiet"]
     assert main(argv) == 0

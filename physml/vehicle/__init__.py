@@ -13,15 +13,17 @@ them all", CoRL 2024, appendix A.
   `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`, `load_log`;
 - drift references: `Donut`, `FigureEight`, `TabulatedPath` (with `pose` and `project` onto
   path coordinates), the model's steady drifts with their stability, `solve_equilibrium`
-  (`equilibrium_guess` for continuation), and the quasi-equilibrium reference along a path,
+  (within the car's own input limits and top speed by default; `equilibrium_guess` for
+  continuation), and the quasi-equilibrium reference along a path,
   `drift_reference` / `DriftReference` (`NoDriftEquilibriumError` where the model cannot hold
   a drift);
 - control: the real-time drift MPC `DriftMPC` (`DriftMPC.from_path`, `MPCWeights`, `MPCState`,
   `MPCInfo`, `MPCStatus`, `stack_models` for posterior particles) and the closed loop on the
   plant, `simulate` (`ClosedLoopResult`, `StopReason`, `PoseSensor`, `drift_start`); the whole
   pipeline (collect → identify → closed loop, with the comparison table and plots) as
-  `run_drift` (`DriftRunResult`, `format_drift_table`), its steps `fit_model` (a label's
-  model: nominal or identified) and `drive` (one model on one path);
+  `run_drift` (`DriftRunResult`, `format_drift_table`; `models=` for models built earlier),
+  its steps `fit_model` (a label's model: nominal or identified) and `drive` (one model on
+  one path);
 - identification: `identify`, `make_model` (with `data=` for an initialisation from the log's
   axle forces, `axle_force_estimates` / `fit_tires_to_forces`), `trainable_spec`,
   `window_starts`, `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.

@@ -43,11 +43,9 @@ from ._drift_run import (
     NOMINAL,
     PATHS,
     drive,
-    fit_model,
     format_drift_table,
     make_path,
     run_drift,
-    summary_line,
 )
 from ._model.single_track import SingleTrackModel
 from ._plant.dynamics import DriftPlant
@@ -346,52 +344,19 @@ def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
 
     def work() -> int:
         tic = time.perf_counter()
-        if model is None:
-            results = run_drift(path, **options, **({} if log is None else {"log": log}))
-        else:
-            results = _drift_with_model(
-                path, args.path, plant, log, args.tire, model, meta, **options
-            )
+        results = run_drift(
+            path,
+            **options,
+            plant=plant,
+            **({} if log is None else {"log": log}),
+            **({} if model is None else {"models": {args.tire: model}}),
+        )
+        if model is not None:
+            report = {"tire": args.tire, **meta.get("identify", {}), "loaded": True}
+            results[args.tire].identification = report
         return _report_drift(args, path, results, log, tic)
 
     return work
-
-
-def _drift_with_model(
-    path, path_name, plant, log, label, model, meta, *, key, tires, minutes, duration_s, steps,
-    progress, time_solves, mpc_options,
-):  # fmt: skip
-    """`run_drift`'s sequence (same keys, same closed loop) with `label`'s model given rather
-    than identified; the other labels (`--compare`) are identified on `log` as there."""
-    say = print if progress else (lambda *a, **k: None)
-    k_log, k_model, k_sim = jax.random.split(key, 3)
-    if log is None and any(t not in (NOMINAL, label) for t in tires):
-        tic = time.perf_counter()
-        say(f"[drift] collecting {minutes:g} min of driving on the plant ...", flush=True)
-        log = collect(plant, minutes, key=k_log)
-        say(f"[drift] collected in {time.perf_counter() - tic:.1f} s", flush=True)
-    results = {}
-    for t in tires:
-        tic = time.perf_counter()
-        if t == label:
-            m, report = model, {"tire": label, **meta.get("identify", {}), "loaded": True}
-        else:
-            if t != NOMINAL:
-                say(f"[drift] identifying {t} ...", flush=True)
-            m, report = fit_model(t, log, plant, key=k_model, steps=steps, progress=progress)
-        t_fit = time.perf_counter() - tic
-        say(f"[drift] {t}: {duration_s:g} s closed loop on the {path_name} ...", flush=True)
-        # As run_drift: the quasi-steady wheel speed for the un-identified nominal model.
-        run = drive(
-            t, m, plant, path, duration_s, key=k_sim, time_solves=time_solves,
-            mpc_options=mpc_options,
-            wheel_speed="quasi_steady" if report is None else "measured",
-        )  # fmt: skip
-        run.identification = report
-        run.wall_time_s = {"identify": t_fit, **run.wall_time_s}
-        say(f"[drift] {t}: {summary_line(run)}", flush=True)
-        results[t] = run
-    return results
 
 
 def _report_drift(args, path, results, log, tic) -> int:

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
+from ..kernels._validate import check_key
 from ._control.closed_loop import ClosedLoopResult, simulate
 from ._control.mpc import DriftMPC, check_mpc_options
 from ._control.paths import AbstractPath, Donut, FigureEight
@@ -30,6 +31,7 @@ from ._data.collect import collect
 from ._data.log import DriveLog
 from ._errors import NoDriftEquilibriumError
 from ._model.single_track import SingleTrackModel
+from ._plant.actuators import Actuators
 from ._plant.dynamics import ISIDESLIP, ISPEED, IX, IY, DriftPlant
 from ._sysid.identify import identify, make_model, params_from_plant
 from ._tires.registry import TIRES
@@ -71,6 +73,8 @@ class DriftRunResult:
         wall_time_s: wall time of each stage [s] ("identify", "mpc", "simulate").
         bridged_fraction: share of the lap where the MPC's reference was interpolated because
             the model has no drift equilibrium there (`DriftReference.bridged_fraction`).
+        actuators: the input limits the MPC respected (`plant.actuators`), for the plots;
+            None: unknown (`plot_drift` then assumes the default `Actuators()`).
     """
 
     label: str
@@ -82,6 +86,7 @@ class DriftRunResult:
     error: str | None = None
     wall_time_s: dict = dataclasses.field(default_factory=dict)
     bridged_fraction: float = 0.0
+    actuators: Actuators | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +104,7 @@ class DriftRunResult:
         n_valid = max(round(m["duration_s"] / float(res.time_s[1] - res.time_s[0])), 1)
         s = res.path_state[:n_valid, 2]
         m["laps"] = float((s[-1] - s[0]) / self.path.length_m)
+        # The record ends at a stop: drift_fraction is over the steps before it only.
         m["time_in_drift_s"] = m["drift_fraction"] * m["duration_s"]
         m["solve_time_median_ms"] = 1e3 * m.pop("solve_time_median_s")
         m["solve_time_p99_ms"] = 1e3 * m.pop("solve_time_p99_s")
@@ -163,7 +169,7 @@ def fit_model(
     """The model of `label`: "nominal" (no identification), or a tyre of `TIRES` started from
     a fit to the log's force estimates (`make_model(..., data=log)`) and identified on the log.
     Returns the model and `identify`'s report (None for the nominal model)."""
-    k_model, k_fit = jax.random.split(key)
+    k_model, k_fit = jax.random.split(check_key(key))
     if label == NOMINAL:
         return nominal_model(plant, key=k_model), None
     if label not in TIRES:
@@ -171,6 +177,19 @@ def fit_model(
     model = make_model(label, key=k_model, params=params_from_plant(plant), data=log)
     fitted = identify(log, model, key=k_fit, steps=steps, progress=progress)
     return fitted.model, {"tire": label, **fitted.report}
+
+
+def _check_wheel_speed(wheel_speed: str | None, mpc_options: Mapping | None) -> None:
+    if wheel_speed not in (None, "measured", "quasi_steady"):
+        raise ValueError(
+            f"`wheel_speed` must be None, 'measured' or 'quasi_steady', got {wheel_speed!r}."
+        )
+    given = (mpc_options or {}).get("wheel_speed", wheel_speed)
+    if wheel_speed is not None and given != wheel_speed:
+        raise ValueError(
+            f"`wheel_speed={wheel_speed!r}` disagrees with mpc_options['wheel_speed'] = "
+            f"{given!r}; give the wheel-speed mode once (the `wheel_speed` argument)."
+        )
 
 
 def drive(
@@ -182,18 +201,21 @@ def drive(
     *,
     key: PRNGKeyArray,
     time_solves: bool = True,
-    wheel_speed: str = "measured",
+    wheel_speed: str | None = None,
     mpc_options: Mapping | None = None,
 ) -> DriftRunResult:
     """Build the drift MPC for `model` on `path` (`DriftMPC.from_path`) and run it on `plant`
     for `duration_s` [s] from a steady drift (`simulate`). The MPC uses `wheel_speed`
-    ("measured", or "quasi_steady" for an un-identified model), the soft speed floor
+    ("measured", or "quasi_steady" for an un-identified model; None: `mpc_options`'
+    "wheel_speed" if given, else "measured"), the soft speed floor
     m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, the input limits of `plant.actuators`, and any
     `mpc_options` over these. A model with no drift equilibrium on the path
     (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
-    options raise."""
+    options (and a `wheel_speed` that disagrees with `mpc_options["wheel_speed"]`) raise."""
+    check_key(key)
+    _check_wheel_speed(wheel_speed, mpc_options)
     options = {
-        "wheel_speed": wheel_speed,
+        "wheel_speed": "measured" if wheel_speed is None else wheel_speed,
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
         "actuators": plant.actuators,
     }
@@ -204,7 +226,9 @@ def drive(
     try:
         mpc = DriftMPC.from_path(model, path, **options)
     except NoDriftEquilibriumError as err:
-        return DriftRunResult(label, path.name, path, model, None, error=str(err))
+        return DriftRunResult(
+            label, path.name, path, model, None, error=str(err), actuators=options["actuators"]
+        )
     times["mpc"] = time.perf_counter() - tic
     tic = time.perf_counter()
     res = simulate(plant, mpc, path, duration_s, key=key, time_solves=time_solves)
@@ -217,6 +241,7 @@ def drive(
         res,
         wall_time_s=times,
         bridged_fraction=mpc.reference.bridged_fraction,
+        actuators=options["actuators"],
     )
 
 
@@ -234,15 +259,17 @@ def run_drift(
     time_solves: bool = True,
     wheel_speed: str | None = None,
     mpc_options: Mapping | None = None,
+    models: Mapping[str, SingleTrackModel] | None = None,
 ) -> dict[str, DriftRunResult]:
-    """Collect `minutes` of driving on the plant, identify each model of `tires`, and hold a
-    drift along `path` for `duration_s` seconds with each.
+    """Collect `minutes` of driving on the plant, identify each model of `tires` (except those
+    given in `models`), and hold a drift along `path` for `duration_s` seconds with each.
 
     Args:
         path: an `AbstractPath`, or "donut" / "figure8" (`make_path` defaults).
         key: PRNG key; split into the log's, the models' and the closed loop's keys. All models
             see the same log and the same sensor noise in closed loop.
-        tires: labels to run, each "nominal" (no identification) or one of `TIRES`.
+        tires: labels to run, each "nominal" (no identification), one of `TIRES`, or a key
+            of `models`.
         minutes: length of the identification log [min] (ignored with `log`).
         duration_s: closed-loop time [s].
         steps: maximum identification steps.
@@ -251,11 +278,16 @@ def run_drift(
         progress: print the stages and show `identify`'s progress bar.
         time_solves: replay the MPC's solves to time them (`simulate`).
         wheel_speed: the MPC's wheel-speed mode for every model, "measured" or
-            "quasi_steady"; default None: "quasi_steady" for a model that was not identified
-            (the nominal one, whose slip-to-force map is the least reliable part) and
-            "measured" for identified ones.
+            "quasi_steady"; default None: `mpc_options`' "wheel_speed" if given, else
+            "quasi_steady" for the nominal model (not identified: its slip-to-force map is the
+            least reliable part) and "measured" for the others. A `wheel_speed` that disagrees
+            with `mpc_options["wheel_speed"]` is refused.
         mpc_options: keyword arguments for `DriftMPC.from_path` (e.g. `max_iterations`,
             `bridge_m`); checked before any work.
+        models: {label: model} of models already built (e.g. identified earlier and loaded):
+            each label must be in `tires`; it is driven as given, not identified (its
+            result's `identification` is None). A log is collected only if another label
+            needs identification.
 
     Returns:
         {label: DriftRunResult}, in the order of `tires`.
@@ -265,22 +297,32 @@ def run_drift(
         raise TypeError(f"`path` must be an AbstractPath or one of {PATHS}, got {path!r}.")
     if not tires:
         raise ValueError("`tires` must name at least one model.")
+    check_key(key)
+    models = dict(models or {})
+    for label, model in models.items():
+        if label not in tires:
+            raise ValueError(f"`models` has {label!r}, which is not in `tires` {list(tires)}.")
+        if not isinstance(model, SingleTrackModel):
+            raise TypeError(
+                f"`models[{label!r}]` must be a SingleTrackModel, got {type(model).__name__}."
+            )
     for label in tires:
-        if label != NOMINAL and label not in TIRES:
-            raise ValueError(f"each tire must be {NOMINAL!r} or one of {TIRES}, got {label!r}.")
+        if label != NOMINAL and label not in TIRES and label not in models:
+            raise ValueError(
+                f"each tire must be {NOMINAL!r}, one of {TIRES} or a key of `models`, got "
+                f"{label!r}."
+            )
     if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"`duration_s` must be a finite duration > 0 [s], got {duration_s!r}.")
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"`steps` must be an int >= 1, got {steps!r}.")
-    if wheel_speed not in (None, "measured", "quasi_steady"):
-        raise ValueError(
-            f"`wheel_speed` must be None, 'measured' or 'quasi_steady', got {wheel_speed!r}."
-        )
+    _check_wheel_speed(wheel_speed, mpc_options)
     check_mpc_options(dict(mpc_options or {}))
+    wheel_speed = (mpc_options or {}).get("wheel_speed", wheel_speed)
     plant = DriftPlant() if plant is None else plant
     say = print if progress else (lambda *a, **k: None)
     k_log, k_model, k_sim = jax.random.split(key, 3)
-    if log is None and any(label != NOMINAL for label in tires):
+    if log is None and any(label not in (NOMINAL, *models) for label in tires):
         tic = time.perf_counter()
         say(f"[drift] collecting {minutes:g} min of driving on the plant ...", flush=True)
         log = collect(plant, minutes, key=k_log)
@@ -288,9 +330,14 @@ def run_drift(
     results = {}
     for label in tires:
         tic = time.perf_counter()
-        if label != NOMINAL:
-            say(f"[drift] identifying {label} ...", flush=True)
-        model, report = fit_model(label, log, plant, key=k_model, steps=steps, progress=progress)
+        if label in models:
+            model, report = models[label], None
+        else:
+            if label != NOMINAL:
+                say(f"[drift] identifying {label} ...", flush=True)
+            model, report = fit_model(
+                label, log, plant, key=k_model, steps=steps, progress=progress
+            )
         t_fit = time.perf_counter() - tic
         say(
             f"[drift] {label}: {duration_s:g} s closed loop on the {path.name} ...",
@@ -304,7 +351,7 @@ def run_drift(
             duration_s,
             key=k_sim,
             time_solves=time_solves,
-            wheel_speed=wheel_speed or ("quasi_steady" if report is None else "measured"),
+            wheel_speed=wheel_speed or ("quasi_steady" if label == NOMINAL else "measured"),
             mpc_options=mpc_options,
         )
         run.identification = report
@@ -342,9 +389,17 @@ _COLUMNS = (
 )
 
 
+def _cell(fmt: str, value) -> str:
+    # An untimed run (`time_solves=False`) has NaN solve times: shown as "-", like no value.
+    if isinstance(value, float) and not math.isfinite(value):
+        return "-"
+    return fmt.format(value)
+
+
 def format_drift_table(results: Mapping[str, DriftRunResult]) -> str:
     """One row per model: duration, laps, lateral error RMSE / max, sideslip RMSE, time in
-    drift, solve time median / p99, and the stop (time and reason) if any."""
+    drift (until a stop), solve time median / p99 ("-" when not timed), and the stop (time and
+    reason) if any."""
     rows = []
     for label, run in results.items():
         m = run.metrics
@@ -364,7 +419,7 @@ def format_drift_table(results: Mapping[str, DriftRunResult]) -> str:
             m["solve_time_p99_ms"],
             stop,
         ]
-        rows.append([fmt.format(v) for (_, fmt), v in zip(_COLUMNS, values, strict=True)])
+        rows.append([_cell(fmt, v) for (_, fmt), v in zip(_COLUMNS, values, strict=True)])
     header = [name for name, _ in _COLUMNS]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()

@@ -1,5 +1,6 @@
-"""Figures of a drift run (`run_drift`): the car's track over the path with heading arrows, the
-sideslip, lateral error and commands over time, and several models compared on one path.
+"""Figures of a drift run (`run_drift`): the car's track over the path with heading arrows; the
+sideslip, lateral error, speed, yaw rate, rear wheel speed and commands (with their limits) over
+time; and several models compared on one path.
 
 The figures are `matplotlib.figure.Figure` objects built without pyplot, so no backend is
 chosen or switched here: save them (`file=`) or show them in a notebook.
@@ -15,7 +16,9 @@ from matplotlib.figure import Figure
 
 from ._control.closed_loop import ClosedLoopResult
 from ._drift_run import DriftRunResult, summary_line
-from ._plant.dynamics import ISIDESLIP, IX, IY, IYAW
+from ._plant.actuators import Actuators
+from ._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, ISTEER, IX, IY, IYAW, IYAWRATE
+from ._plant.envelope import VALID_MIN_SPEED_MPS
 
 
 def _valid(res: ClosedLoopResult) -> slice:
@@ -52,32 +55,47 @@ def plot_trajectory(ax, run: DriftRunResult, *, arrows: int = 40, color: str = "
 
 
 def plot_drift(run: DriftRunResult, file: str | Path | None = None):
-    """The closed loop of one model: trajectory with heading arrows; sideslip β and lateral
-    error e over time against their references; the commands δ and τ. Returns the figure and
-    saves it to `file` if given."""
-    fig = Figure(figsize=(13, 7))
-    grid = fig.add_gridspec(4, 2, width_ratios=(1.0, 1.3))
+    """The closed loop of one model: trajectory with heading arrows; over time, sideslip β and
+    lateral error e against their references, speed V (with the 4 m/s stall line), yaw rate
+    r, rear wheel speed ω_r, and the commands δ and τ with their limits (the run's
+    `actuators`, default `Actuators()`; the applied steering angle beside its command).
+    Returns the figure and saves it to `file` if given."""
+    fig = Figure(figsize=(13, 12))
+    grid = fig.add_gridspec(7, 2, width_ratios=(1.0, 1.3))
     plot_trajectory(fig.add_subplot(grid[:, 0]), run)
-    axes = [fig.add_subplot(grid[i, 1]) for i in range(4)]
+    axes = [fig.add_subplot(grid[i, 1]) for i in range(7)]
+    for ax in axes[1:]:
+        ax.sharex(axes[0])
     res = run.closed_loop
     if res is not None:
+        act = Actuators() if run.actuators is None else run.actuators
         v = _valid(res)
         t = res.time_s[v]
+        x = res.plant_state[v]
+        steer, torque = (act.steer_max_rad,), (act.torque_min_nm, act.torque_max_nm)
         rows = [
-            ("β [deg]", np.degrees(res.plant_state[v, ISIDESLIP]), np.degrees(res.sideslip_ref[v])),
-            ("e [m]", res.path_state[v, 0], np.zeros_like(t)),
-            ("δ_cmd [rad]", res.command[v, 0], None),
-            ("τ [N·m]", res.command[v, 1], None),
+            ("β [deg]", np.degrees(x[:, ISIDESLIP]), np.degrees(res.sideslip_ref[v]), ()),
+            ("e [m]", res.path_state[v, 0], np.zeros_like(t), ()),
+            ("V [m/s]", x[:, ISPEED], None, (VALID_MIN_SPEED_MPS,)),
+            ("r [rad/s]", x[:, IYAWRATE], None, ()),
+            ("ω_r [rad/s]", x[:, IOMEGAR], None, ()),
+            ("δ [rad]", res.command[v, 0], None, (-steer[0], steer[0])),
+            ("τ [N·m]", res.command[v, 1], None, torque),
         ]
-        for ax, (label, value, ref) in zip(axes, rows, strict=True):
-            ax.plot(t, value, lw=0.9, label="plant")
+        for ax, (label, value, ref, limits) in zip(axes, rows, strict=True):
+            ax.plot(t, value, lw=0.9, label="command" if label.startswith("δ") else "plant")
             if ref is not None:
                 ax.plot(t, ref, "k--", lw=0.8, label="reference")
+            for limit in limits:
+                ax.axhline(limit, color="tab:gray", ls=":", lw=1.0, label="limit")
             if res.stop is not None:
                 ax.axvline(res.stop["time_s"], color="r", lw=0.8)
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
+        axes[5].plot(t, x[:, ISTEER], lw=0.8, color="tab:orange", label="applied")
         axes[0].legend(loc="best", fontsize=8)
+        handles = {h.get_label(): h for h in axes[5].get_legend_handles_labels()[0]}
+        axes[5].legend(handles.values(), handles.keys(), loc="best", fontsize=8)
         axes[-1].set_xlabel("time [s]")
     fig.suptitle(f"{run.label} on the {run.path_name}: {summary_line(run)}", fontsize=10)
     fig.tight_layout()

@@ -234,3 +234,64 @@ def _check_demo_drift_part(monkeypatch):
     drift = json.loads(json.dumps(out["drift"]))
     assert drift["path"] == "donut" and drift["label"] == "neural_exptanh"
     assert drift["error"] is not None or 0 < drift["metrics"]["duration_s"] <= 1.0 + 1e-9
+
+
+def test_table_prints_a_dash_for_untimed_solves_and_counts_drift_until_the_stop():
+    path = make_path("donut")
+    timed = _fake_run("fiala", path)
+    untimed = _fake_run("neural_exptanh", path, stop_at_s=1.25)
+    untimed.closed_loop.metrics.update(solve_time_median_s=np.nan, solve_time_p99_s=np.nan)
+    table = _drift_run.format_drift_table({"fiala": timed, "neural_exptanh": untimed})
+    assert "nan" not in table
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert rows["fiala"][7:9] == ["4.0", "9.0"]
+    assert rows["neural_exptanh"][7:9] == ["-", "-"]
+    # In drift the whole time, until the spin-out at 1.25 s: 1.25 s in drift, not 2 s.
+    assert untimed.metrics["time_in_drift_s"] == pytest.approx(1.25)
+    assert rows["neural_exptanh"][6] == "1.2"
+
+
+def test_run_drift_drives_given_models_without_identifying_them(monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("collected or identified a model that was given")
+
+    seen = []
+
+    def fake_drive(label, model, plant, path, duration_s, *, key, wheel_speed, **kwargs):
+        seen.append((label, model, wheel_speed))
+        return _drift_run.DriftRunResult(label, path.name, path, model, None, error="fake")
+
+    monkeypatch.setattr(_drift_run, "collect", no_work)
+    monkeypatch.setattr(_drift_run, "fit_model", no_work)
+    monkeypatch.setattr(_drift_run, "drive", fake_drive)
+    plant = DriftPlant()
+    mine = nominal_model(plant, key=jax.random.key(1))
+    nominal = nominal_model(plant, key=jax.random.key(2))
+    models = {"mine": mine, NOMINAL: nominal}
+    results = run_drift(
+        "donut", key=jax.random.key(0), tires=["mine", NOMINAL], models=models, progress=False
+    )
+    assert list(results) == ["mine", NOMINAL]
+    # The nominal model keeps the quasi-steady wheel speed, as when it is built here.
+    assert seen == [("mine", mine, "measured"), (NOMINAL, nominal, "quasi_steady")]
+    assert all(run.identification is None for run in results.values())
+    with pytest.raises(ValueError, match="`models` has 'other', which is not in `tires`"):
+        run_drift("donut", key=jax.random.key(0), tires=[NOMINAL], models={"other": mine})
+    with pytest.raises(ValueError, match="got 'other'"):
+        run_drift("donut", key=jax.random.key(0), tires=["other"])
+
+
+def test_a_wheel_speed_that_disagrees_with_the_mpc_options_is_refused(monkeypatch):
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the options were checked")
+
+    monkeypatch.setattr(_drift_run, "collect", no_work)
+    monkeypatch.setattr(_drift_run, "fit_model", no_work)
+    key = jax.random.key(0)
+    conflict = {"wheel_speed": "measured", "mpc_options": {"wheel_speed": "quasi_steady"}}
+    with pytest.raises(ValueError, match="disagrees with mpc_options\\['wheel_speed'\\]"):
+        run_drift("donut", key=key, **conflict)
+    plant = DriftPlant()
+    model = nominal_model(plant, key=key)
+    with pytest.raises(ValueError, match="disagrees with mpc_options\\['wheel_speed'\\]"):
+        drive("x", model, plant, make_path("donut"), 1.0, key=key, **conflict)
