@@ -36,6 +36,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ...kernels import rollout
+from ...kernels._validate import check_key
 from .._data.stabiliser import drift_equilibrium
 from .._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IX, IY, IYAW, IYAWRATE, DriftPlant
 from .._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
@@ -74,6 +75,7 @@ class PoseSensor(eqx.Module):
 
     def measure(self, pose: Float[ArrayLike, "3"], *, key: PRNGKeyArray) -> Float[Array, "3"]:
         """Noisy (x [m], y [m], ψ [rad])."""
+        check_key(key)
         pose = jnp.asarray(pose, float)
         std = jnp.asarray([self.position_std_m, self.position_std_m, self.heading_std_rad])
         return pose + std * jax.random.normal(key, (3,), pose.dtype)
@@ -247,6 +249,7 @@ def simulate(
         `iterations_mean`, `n_fallback` (non-finite solves replaced by the shifted plan),
         `max_violation`, `solve_time_median_s`, `solve_time_p99_s`.
     """
+    check_key(key)
     if not isinstance(plant, DriftPlant):
         raise TypeError(f"`plant` must be a DriftPlant, got {type(plant).__name__}.")
     if not isinstance(controller, DriftMPC):

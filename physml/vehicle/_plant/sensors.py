@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ...kernels._validate import check_key
+
 
 class Sensors(eqx.Module):
     """Noise levels of the measured state columns [r, V, β, ω_r] (1σ).
@@ -68,6 +70,7 @@ class Sensors(eqx.Module):
         self, state_true: Float[ArrayLike, "*batch 4"], *, key: PRNGKeyArray
     ) -> Float[Array, "*batch 4"]:
         """Noisy measurement of the true state columns [r, V, β, ω_r]."""
+        check_key(key)
         state_true = jnp.asarray(state_true)
         noise = jax.random.normal(key, state_true.shape, state_true.dtype)
         return state_true + self.std(state_true) * noise

@@ -26,6 +26,7 @@ import numpyro.distributions as dist
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from numpyro.infer import MCMC, NUTS, init_to_median
 
+from ...kernels._validate import check_key
 from .._data.log import DriveLog
 from .._model.params import VehicleParams
 from .._model.single_track import SingleTrackModel, rollout_substeps
@@ -132,6 +133,7 @@ def identify_bayes(
     """
     if not isinstance(data, DriveLog):
         raise TypeError(f"`data` must be a DriveLog, got {type(data).__name__}.")
+    check_key(key)
     model = SingleTrackModel(VehicleParams(), ExpTanh(), ExpTanh()) if model is None else model
     if not (isinstance(model.front, ExpTanh) and isinstance(model.rear, ExpTanh)):
         raise TypeError(

@@ -26,6 +26,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from physml.kernels import AbstractObjective, EarlyStopping, estimate, fit
+from physml.kernels._validate import check_key, check_positive_number
 
 from .._data.log import DriveLog
 from .._model.params import VehicleParams
@@ -50,7 +51,7 @@ def make_model(
     base curve, the neural ODE in its scalar parameters; the MLP keeps its random start).
     Without `data`, the textbook defaults of each tyre.
     """
-    kf, kr = jax.random.split(key)
+    kf, kr = jax.random.split(check_key(key))
     params = VehicleParams() if params is None else params
     front, rear = make_tire(tire, key=kf), make_tire(tire, key=kr)
     if data is not None:
@@ -202,6 +203,7 @@ def identify(
         trainable: filter spec of learned arrays (default `trainable_spec(model)`: both tyres
             and the torque gain).
         optimizer: optax transform (default: Adam(learning_rate) after global-norm clipping 1).
+        learning_rate: Adam's step size for the default optimizer (a finite number > 0).
         batch_size, horizon, min_horizon: windows per step and their length range [steps].
         val_horizon: length of the validation windows [steps] (default `horizon`). Longer than
             the training windows (e.g. 100 = 1 s) lets early stopping see open-loop behaviour
@@ -219,6 +221,8 @@ def identify(
         raise TypeError(f"`data` must be a DriveLog, got {type(data).__name__}.")
     if not isinstance(model, SingleTrackModel):
         raise TypeError(f"`model` must be a SingleTrackModel, got {type(model).__name__}.")
+    check_key(key)
+    check_positive_number(learning_rate, "learning_rate")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"`val_fraction` must lie in (0, 1), got {val_fraction!r}.")
     if not 1 <= min_horizon <= horizon:

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ...kernels._validate import check_key
 from .base import (
     AbstractTireModel,
     Features,
@@ -139,6 +140,7 @@ class NeuralExpTanh(AbstractTireModel):
         key: PRNGKeyArray,
         max_delta: tuple[float, ...] = (0.3, 0.5, 2.0, 2.0, 0.1),
     ):
+        check_key(key)
         self.base = ExpTanh() if base is None else base
         net = eqx.nn.MLP(4, 5, width, depth, activation=jax.nn.tanh, key=key)
         last = net.layers[-1]

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+from ...kernels._validate import check_key
 from .base import AbstractTireModel, Features, Scalar
 
 _SLIP_SCALE = 0.2
@@ -26,7 +27,7 @@ class MLPTire(AbstractTireModel):
     combined_net: eqx.nn.MLP
 
     def __init__(self, *, width: int = 32, depth: int = 2, key: PRNGKeyArray):
-        k1, k2 = jax.random.split(key)
+        k1, k2 = jax.random.split(check_key(key))
         self.lateral_net = eqx.nn.MLP(1, 1, width, depth, activation=jax.nn.tanh, key=k1)
         self.combined_net = eqx.nn.MLP(2, 2, width, depth, activation=jax.nn.tanh, key=k2)
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ...kernels._validate import check_key
 from .base import (
     AbstractTireModel,
     Features,
@@ -176,6 +177,7 @@ class NeuralODETire(AbstractTireModel):
         span: float = 1.5,
         log_range: float = 2.0,
     ):
+        check_key(key)
         if n_nodes < 2 or span <= 0 or log_range <= 0:
             raise ValueError(
                 f"need n_nodes >= 2, span > 0, log_range > 0; got n_nodes={n_nodes}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from jaxtyping import PRNGKeyArray
 
+from ...kernels._validate import check_key
 from .base import AbstractTireModel
 from .exptanh import ExpTanh, NeuralExpTanh
 from .fiala import Fiala
@@ -16,6 +17,7 @@ TIRES = ("fiala", "magic_formula", "exptanh", "neural_exptanh", "neural_ode", "m
 
 def make_tire(name: str, *, key: PRNGKeyArray) -> AbstractTireModel:
     """A tyre model with its default initial parameters, by name (one of `TIRES`)."""
+    check_key(key)
     makers = {
         "fiala": lambda: Fiala(),
         "magic_formula": lambda: MagicFormula(),
