@@ -86,7 +86,11 @@ def test_path_bad_input():
 @pytest.mark.parametrize("speed", [8.0, 12.0])
 @pytest.mark.parametrize("beta_deg", [-20.0, -35.0])
 def test_drift_equilibrium_is_a_steady_state_and_unstable(fiala_model, speed, beta_deg):
-    eq = solve_equilibrium(fiala_model, np.radians(beta_deg), speed_mps=speed)
+    # The model's equilibrium itself, whatever the car's torque: at 8 m/s and 35° these textbook
+    # tyres need about 2520 N·m, just over the default `Actuators()`' 2500 N·m.
+    eq = solve_equilibrium(
+        fiala_model, np.radians(beta_deg), speed_mps=speed, torque_limits_nm=None
+    )
     f = fiala_model.prepare().vector_field(0.0, eq.state, eq.control)
     scale = np.array([1.0, 1.0, 1.0, 100.0])
     assert np.max(np.abs(np.asarray(f) / scale)) < 1e-9
@@ -289,3 +293,47 @@ def test_open_path_bridges_its_end_by_holding_the_last_equilibrium(fiala_model):
     everywhere = (3000.0, 4000.0)
     with pytest.raises(ValueError, match="No point of the path has a drift equilibrium"):
         drift_reference(fiala_model, path, ds_m=1.0, torque_limits_nm=everywhere, bridge_m=5.0)
+
+
+def test_the_cars_own_limits_apply_by_default(fiala_model):
+    # Without limits the model has an 86° drift at 10 m/s with 1.44 rad of counter-steer and
+    # a 135 m/s drift on a 2-km circle; neither is an equilibrium the car can hold.
+    unlimited = dict(steer_limit_rad=None, torque_limits_nm=None, max_speed_mps=None)
+    deep = dict(speed_mps=10.0, sideslip_rad=np.radians(-86.0))
+    assert abs(float(solve_equilibrium(fiala_model, **deep, **unlimited).control[0])) > 1.0
+    with pytest.raises(NoDriftEquilibriumError, match=r"beyond the limit ±0\.6 rad"):
+        solve_equilibrium(fiala_model, **deep)
+    fast = dict(curvature_per_m=1 / 2000.0, sideslip_rad=np.radians(-30.0))
+    assert float(solve_equilibrium(fiala_model, **fast, **unlimited).state[1]) > 100.0
+    with pytest.raises(NoDriftEquilibriumError, match=r"above the car's top speed 50\.8 m/s"):
+        solve_equilibrium(fiala_model, **fast)
+    with pytest.raises(ValueError, match=r"`speed_mps` must be <= `max_speed_mps` = 50\.8"):
+        solve_equilibrium(fiala_model, np.radians(-30.0), speed_mps=200.0)
+    # The donut of the tests is inside the limits: same equilibrium with or without them.
+    donut = dict(curvature_per_m=1 / 11.0, sideslip_rad=np.radians(-30.0))
+    a = solve_equilibrium(fiala_model, **donut)
+    b = solve_equilibrium(fiala_model, **donut, **unlimited)
+    np.testing.assert_array_equal(a.state, b.state)
+    np.testing.assert_array_equal(a.control, b.control)
+
+
+@pytest.mark.parametrize(
+    "limits, name",
+    [
+        (dict(steer_limit_rad=-0.6), "steer_limit_rad"),
+        (dict(steer_limit_rad=0.0), "steer_limit_rad"),
+        (dict(steer_limit_rad=float("nan")), "steer_limit_rad"),
+        (dict(steer_limit_rad=float("inf")), "steer_limit_rad"),
+        (dict(torque_limits_nm=(500.0, -500.0)), "torque_limits_nm"),
+        (dict(torque_limits_nm=(-500.0, float("inf"))), "torque_limits_nm"),
+        (dict(torque_limits_nm=(1.0,)), "torque_limits_nm"),
+        (dict(max_speed_mps=-1.0), "max_speed_mps"),
+        (dict(max_speed_mps=float("nan")), "max_speed_mps"),
+    ],
+)
+def test_invalid_limits_are_refused(fiala_model, limits, name, without_runtime_typecheck):
+    with pytest.raises(ValueError, match=f"`{name}` must be None or"):
+        solve_equilibrium(fiala_model, np.radians(-30.0), speed_mps=10.0, **limits)
+    if name != "max_speed_mps":  # the reference passes its input limits through
+        with pytest.raises(ValueError, match=f"`{name}` must be None or"):
+            drift_reference(fiala_model, Donut(11.0, np.radians(30.0)), **limits)

@@ -23,8 +23,11 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Complex, Float
 
+from ...kernels._validate import is_finite_scalar
 from .._errors import NoDriftEquilibriumError
 from .._model.single_track import SingleTrackModel
+from .._plant.actuators import Actuators
+from .._plant.params import PlantParameters
 
 #: Scales that make residuals and unknowns O(1): ṙ [rad/s²], V̇ [m/s²], β̇ [rad/s], ω̇_r [rad/s²].
 _RESIDUAL_SCALE = np.array([1.0, 1.0, 1.0, 100.0])
@@ -33,6 +36,12 @@ _TORQUE_SCALE_NM = 1000.0
 _OMEGA_SCALE_RADPS = 30.0
 #: Below this speed the model's low-speed regularisation, not the physics, would decide.
 MIN_SPEED_MPS = 3.0
+#: The car's own limits, used by `solve_equilibrium` unless told otherwise: the steering lock
+#: and wheel-torque limits of the default `Actuators()` (0.6 rad; −2000 … 2500 N·m) and the
+#: top speed of the plant (CommonRoad vehicle 2, `PlantParameters().speed_max_mps` = 50.8 m/s).
+DEFAULT_STEER_LIMIT_RAD = Actuators().steer_max_rad
+DEFAULT_TORQUE_LIMITS_NM = (Actuators().torque_min_nm, Actuators().torque_max_nm)
+DEFAULT_MAX_SPEED_MPS = PlantParameters().speed_max_mps
 
 
 class Equilibrium(eqx.Module):
@@ -135,8 +144,9 @@ def solve_equilibrium(
     curvature_per_m: float | None = None,
     guess: Float[Array, "4"] | None = None,
     tol: float | None = None,
-    steer_limit_rad: float | None = None,
-    torque_limits_nm: tuple[float, float] | None = None,
+    steer_limit_rad: float | None = DEFAULT_STEER_LIMIT_RAD,
+    torque_limits_nm: tuple[float, float] | None = DEFAULT_TORQUE_LIMITS_NM,
+    max_speed_mps: float | None = DEFAULT_MAX_SPEED_MPS,
 ) -> Equilibrium:
     """Drift equilibrium of `model` at sideslip β and either a speed V or a path curvature κ.
 
@@ -150,15 +160,21 @@ def solve_equilibrium(
         tol: largest accepted scaled residual; default 1e-9 with 64-bit floats
             (`jax_enable_x64`), else 1e-5: float32 evaluation of the model leaves scaled
             residuals of a few 1e-7 (its rounding floor), which 1e-9 would reject.
-        steer_limit_rad, torque_limits_nm: the car's input limits; an equilibrium that needs
-            inputs beyond them cannot be held and is reported as an error.
+        steer_limit_rad, torque_limits_nm: the car's input limits, |δ| <= steer_limit_rad
+            [rad] (> 0) and τ within (τ_min, τ_max) [N·m]; an equilibrium that needs inputs
+            beyond them cannot be held and is reported as an error. Default: the default
+            `Actuators()`'s (0.6 rad; −2000 … 2500 N·m); `None` skips the check.
+        max_speed_mps: the fastest equilibrium accepted [m/s]; default the plant's top speed
+            (50.8 m/s, CommonRoad vehicle 2); `None` skips the check.
 
     Returns:
         An `Equilibrium`. Raises `NoDriftEquilibriumError` with the reason if none is found,
         if the one found lies below `MIN_SPEED_MPS` (where the model's low-speed
-        regularisation decides) or needs inputs beyond the given limits; `ValueError` for
-        invalid arguments.
+        regularisation decides), above `max_speed_mps` or needs inputs beyond the limits;
+        `ValueError` for invalid arguments (limits included: finite, steering and speed
+        limits > 0, torque limits an increasing pair).
     """
+    _check_limits(steer_limit_rad, torque_limits_nm, max_speed_mps)
     if tol is None:
         tol = 1e-9 if jax.config.jax_enable_x64 else 1e-5
     if (speed_mps is None) == (curvature_per_m is None):
@@ -170,6 +186,10 @@ def solve_equilibrium(
             raise ValueError(
                 f"`speed_mps` must be finite and >= {MIN_SPEED_MPS} m/s (the model's valid "
                 f"range), got {speed_mps!r}."
+            )
+        if max_speed_mps is not None and speed_mps > max_speed_mps:
+            raise ValueError(
+                f"`speed_mps` must be <= `max_speed_mps` = {max_speed_mps} m/s, got {speed_mps!r}."
             )
         mode, given = "speed", float(speed_mps)
     else:
@@ -214,6 +234,11 @@ def solve_equilibrium(
             f"The equilibrium at {where} has V = {float(y[1]):.2f} m/s, below {MIN_SPEED_MPS} m/s "
             "where the model is not valid: the curvature is too tight to drift at this sideslip."
         )
+    if max_speed_mps is not None and float(y[1]) > max_speed_mps:
+        raise NoDriftEquilibriumError(
+            f"The equilibrium at {where} has V = {float(y[1]):.1f} m/s, above the car's top "
+            f"speed {max_speed_mps} m/s (`max_speed_mps`): the car cannot drive this drift."
+        )
     delta, tau = float(u[0]), float(u[1])
     if steer_limit_rad is not None and abs(delta) > steer_limit_rad:
         raise NoDriftEquilibriumError(
@@ -231,6 +256,37 @@ def solve_equilibrium(
     )
 
 
+def _is_finite_real(x) -> bool:
+    # Python and numpy numbers and 0-d arrays; not bools, strings or complex numbers.
+    if isinstance(x, bool | str | bytes | complex) or np.ndim(x) != 0:
+        return False
+    return is_finite_scalar(x)
+
+
+def _check_limits(steer_limit_rad, torque_limits_nm, max_speed_mps) -> None:
+    if steer_limit_rad is not None and not (
+        _is_finite_real(steer_limit_rad) and steer_limit_rad > 0
+    ):
+        raise ValueError(
+            f"`steer_limit_rad` must be None or a finite steering lock > 0 [rad] (the car's "
+            f"|δ| limit), got {steer_limit_rad!r}."
+        )
+    if torque_limits_nm is not None:
+        pair = tuple(torque_limits_nm) if isinstance(torque_limits_nm, tuple | list) else ()
+        if not (len(pair) == 2 and all(map(_is_finite_real, pair)) and pair[0] < pair[1]):
+            raise ValueError(
+                "`torque_limits_nm` must be None or a pair (τ_min, τ_max) of finite torques "
+                f"[N·m] with τ_min < τ_max, got {torque_limits_nm!r}."
+            )
+    if max_speed_mps is not None and not (
+        _is_finite_real(max_speed_mps) and max_speed_mps > MIN_SPEED_MPS
+    ):
+        raise ValueError(
+            f"`max_speed_mps` must be None or a finite speed > {MIN_SPEED_MPS} m/s, got "
+            f"{max_speed_mps!r}."
+        )
+
+
 def equilibrium_guess(eq: Equilibrium, *, mode: str = "speed") -> Float[Array, "4"]:
     """Scaled unknowns of `eq`, to start a nearby solve (continuation along β, V or κ)."""
     first = eq.state[0] if mode == "speed" else eq.state[1]
@@ -240,6 +296,9 @@ def equilibrium_guess(eq: Equilibrium, *, mode: str = "speed") -> Float[Array, "
 
 
 __all__ = [
+    "DEFAULT_MAX_SPEED_MPS",
+    "DEFAULT_STEER_LIMIT_RAD",
+    "DEFAULT_TORQUE_LIMITS_NM",
     "MIN_SPEED_MPS",
     "Equilibrium",
     "equilibrium_guess",
