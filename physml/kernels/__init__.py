@@ -1,7 +1,9 @@
 """physml.kernels: the shared numerics of physml, which know no physics.
 
-- integrators: `rollout` (fixed-step explicit Runge–Kutta as one `lax.scan`) and `ode_solve`
-  (a thin diffrax adapter for adaptive or stiff problems);
+- integrators: `rollout` (fixed-step Runge–Kutta as one `lax.scan`: explicit methods, or
+  `method=ROS2(stiff=...)`, the linearly implicit Rosenbrock W-method, for stiff fields;
+  `ros2_step` is its single step) and `ode_solve` (a thin diffrax adapter for adaptive or
+  stiff problems);
 - exact autoregressive sampling: `AbstractAutoregressiveModel`, `sample`, `log_prob`;
 - Monte Carlo statistics: `Stats`, `estimate`;
 - the variational training loop: `AbstractObjective`, `AbstractPreconditioner`, `fit`,
@@ -38,6 +40,10 @@ from ._io import (
     write_atomic_group as write_atomic_group,
     write_text_atomic as write_text_atomic,
 )
+from ._objective import (
+    AbstractObjective as AbstractObjective,
+    AbstractPreconditioner as AbstractPreconditioner,
+)
 from ._rosenbrock import ROS2 as ROS2, ROS2_GAMMA as ROS2_GAMMA, ros2_step as ros2_step
 from ._sampler import (
     AbstractAutoregressiveModel as AbstractAutoregressiveModel,
@@ -47,10 +53,8 @@ from ._sampler import (
 )
 from ._sharding import batch_sharding as batch_sharding, shard_batch as shard_batch
 from ._stats import Stats as Stats, estimate as estimate, tree_all_finite as tree_all_finite
+from ._stop import StopReason as StopReason
 from ._train import (
-    AbstractObjective as AbstractObjective,
-    AbstractPreconditioner as AbstractPreconditioner,
-    StopReason as StopReason,
     TrainResult as TrainResult,
     TrainState as TrainState,
     fit as fit,

@@ -10,11 +10,9 @@ around it: progress bar, JSON-lines log, callbacks, atomic checkpoints and exact
 
 from __future__ import annotations
 
-import abc
 import hashlib
 import os
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,55 +26,14 @@ import optax
 from jax.experimental import multihost_utils
 from jaxtyping import Array, Bool, Int, PyTree
 
-from ._checkpoint import load_tree, save_tree
-from ._io import JsonLinesLog, OutputWriteError, check_writable
+from ._checkpoint import load_tree
+from ._io import OutputWriteError, check_writable
+from ._objective import AbstractObjective, AbstractPreconditioner
+from ._outputs import Outputs, step_record
 from ._progress import Progress
 from ._stats import Stats, tree_all_finite
+from ._stop import StopReason
 from ._validate import check_finite_tree, check_key, check_positive_int
-
-
-class StopReason(eqx.Enumeration):
-    """Why training stopped (as diffrax's `RESULTS`): `TrainStepInfo.failure` inside the jitted
-    step, `TrainResult.stop` after `fit`. The messages begin the `stop_reason` strings."""
-
-    completed = ""
-    nonfinite_loss = "non-finite loss"
-    nonfinite_gradient = "non-finite gradient"
-    nonfinite_update = "non-finite update"
-    collapsed = (
-        "collapsed sample batch (its zero variance is an artefact of sampling, not a sign of "
-        "convergence)"
-    )
-    callback = "stopped by a callback"
-
-
-class AbstractObjective(eqx.Module):
-    """What the loop minimises. `stats.mean` (real) is the loss."""
-
-    @abc.abstractmethod
-    def value_and_grad(self, model: PyTree, key: Any) -> tuple[Stats, PyTree, dict]:
-        """Return `(stats, grads, aux)` at `model`.
-
-        `grads` is shaped like `eqx.filter(model, eqx.is_inexact_array)`; `aux` is a dict, whose
-        optional entry "metrics" (a dict of scalars) is logged every step, and optional entry
-        "collapsed" (a bool scalar) says that the sample batch has degenerated (e.g. every
-        sample is the same configuration, far from an eigenstate), so that the estimate's zero
-        variance is an artefact: the loop then stops with `StopReason.collapsed`.
-        """
-
-
-class AbstractPreconditioner(eqx.Module):
-    """Transforms the gradient before the optimizer (e.g. stochastic reconfiguration)."""
-
-    @abc.abstractmethod
-    def init(self, params: PyTree) -> PyTree:
-        """Initial preconditioner state for trainable `params`."""
-
-    @abc.abstractmethod
-    def __call__(
-        self, grads: PyTree, state: PyTree, model: PyTree, aux: dict
-    ) -> tuple[PyTree, PyTree]:
-        """Return the preconditioned gradient and the new state."""
 
 
 class TrainState(eqx.Module):
@@ -196,19 +153,6 @@ class TrainResult:
     wall_time_s: float = 0.0
 
 
-def _record(step: int, info: TrainStepInfo) -> dict:
-    rec: dict[str, Any] = {"step": step}
-    d = info.stats.to_dict()
-    rec["loss"] = d["mean"]
-    if "mean_imag" in d:
-        rec["loss_imag"] = d["mean_imag"]
-    rec["loss_error"] = d["error_of_mean"]
-    rec["loss_variance"] = d["variance"]
-    for name, value in info.metrics.items():
-        rec[name] = float(jnp.real(value))
-    return rec
-
-
 def _check_same_on_every_process(state: TrainState) -> None:
     """Raise unless every process starts from the same parameters, key and step.
 
@@ -252,68 +196,6 @@ def load_params(
     # equinox reads leaves in order: the params' prefix of the checkpoint only.
     params = load_tree(path, params, exact=False, what="model (its trainable parameters)")
     return eqx.combine(params, static)
-
-
-class _Outputs:
-    """The files `fit` writes (process 0 only): the checkpoint and the JSON-lines log. A failed
-    write does not stop training: it is warned about once, retried at the next write (the log
-    keeps the records it could not write), and, if it still fails at the end, `fit` raises it
-    with the finished `TrainResult` attached."""
-
-    def __init__(self, checkpoint_path, log_path, *, resume_step: int | None):
-        self.checkpoint_path = checkpoint_path
-        self.log = None
-        self.failed: dict[str, OutputWriteError] = {}
-        self._warned: set[str] = set()
-        if log_path is not None:
-            self.log = JsonLinesLog(log_path, keep_before=resume_step)
-
-    def _fail(self, what: str, err: OutputWriteError) -> None:
-        self.failed[what] = err
-        if what not in self._warned:
-            self._warned.add(what)
-            warnings.warn(
-                f"{err} Training continues and the {what} is written again later; if it still "
-                "cannot be written at the end, `fit` raises `OutputWriteError` with the result "
-                "attached as `.result`.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-
-    def record(self, rec: dict) -> None:
-        if self.log is not None:
-            try:
-                self.log.write(rec)
-                self.failed.pop("log", None)
-            except OutputWriteError as err:
-                self._fail("log", err)
-
-    def drop_last_record(self) -> None:
-        if self.log is not None:
-            try:
-                self.log.drop_last()
-            except OSError as err:
-                self._fail("log", OutputWriteError(self.log.path, str(err)))
-
-    def checkpoint(self, state: TrainState, *, final: bool = False) -> None:
-        if self.checkpoint_path is not None:
-            try:
-                save_tree(self.checkpoint_path, state)
-                self.failed.pop("checkpoint", None)
-            except OutputWriteError as err:
-                if final:  # reported by `fit`'s error, nothing is retried
-                    self.failed["checkpoint"] = err
-                else:
-                    self._fail("checkpoint", err)
-
-    def close(self) -> None:
-        if self.log is not None:
-            try:
-                self.log.flush()
-                self.failed.pop("log", None)
-            except OutputWriteError as err:
-                self.failed["log"] = err
-            self.log.close()
 
 
 def fit(
@@ -420,7 +302,7 @@ def fit(
         _check_same_on_every_process(state)
     first = int(state.step)
     result = TrainResult(model=eqx.combine(state.params, static), n_steps=first, state=state)
-    outputs = _Outputs(
+    outputs = Outputs(
         checkpoint_path if writes_files else None,
         log_path if writes_files else None,
         resume_step=first if resume else None,
@@ -452,7 +334,7 @@ def fit(
                     )
                 break
             previous, state = state, new_state
-            rec = _record(k, info)
+            rec = step_record(k, info.stats, info.metrics)
             current = eqx.combine(state.params, static)
             stop = False
             for cb in callbacks:

@@ -13,7 +13,6 @@ from ._collapse import collapsed_batch as collapsed_batch
 from ._constraints import FixedMagnetization as FixedMagnetization
 from ._exact import exact_energy as exact_energy, tfim_chain_energy as tfim_chain_energy
 from ._ground_state import (
-    Result as Result,
     evaluate_energy as evaluate_energy,
     full_sum_energy as full_sum_energy,
     ground_state as ground_state,
@@ -36,6 +35,7 @@ from ._observables import (
     magnetization as magnetization,
     sample_spins as sample_spins,
 )
+from ._result import Result as Result
 from ._sr import SR as SR
 from ._symmetry import (
     Symmetrized as Symmetrized,

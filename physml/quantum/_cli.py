@@ -24,9 +24,10 @@ from ._arconv import ARConv1D
 from ._arconv2d import ARConv2D
 from ._constraints import FixedMagnetization
 from ._exact import exact_energy
-from ._ground_state import Result, ground_state
+from ._ground_state import ground_state
 from ._hamiltonians import heisenberg, tfim
 from ._lattice2d import heisenberg_2d, tfim_2d
+from ._result import Result
 from ._sr import SR
 from ._symmetry import Symmetrized, lattice_group
 from ._vmc import check_compatible

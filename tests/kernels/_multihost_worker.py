@@ -47,19 +47,19 @@ def vmc_fit(out_dir: Path) -> dict:
     import optax
     from jax.flatten_util import ravel_pytree
 
-    import physml.kernels._train as train
+    import physml.kernels._outputs as outputs
     from physml.kernels import fit, sample
     from physml.quantum import SR
 
     net, objective = problem()
     written = []
-    save_tree = train.save_tree
+    save_tree = outputs.save_tree
 
     def counting_save_tree(path, tree):
         written.append(path)
         return save_tree(path, tree)
 
-    train.save_tree = counting_save_tree
+    outputs.save_tree = counting_save_tree
     try:
         res = fit(
             objective,
@@ -74,7 +74,7 @@ def vmc_fit(out_dir: Path) -> dict:
             progress=False,
         )
     finally:
-        train.save_tree = save_tree
+        outputs.save_tree = save_tree
     params = eqx.filter(res.model, eqx.is_inexact_array)
     assert all(leaf.is_fully_replicated for leaf in jax.tree.leaves(params))
 
