@@ -1,4 +1,5 @@
-"""Fixed-step explicit Runge–Kutta rollouts as one `lax.scan`.
+"""Fixed-step Runge–Kutta rollouts as one `lax.scan`: explicit methods, or the linearly
+implicit ROS2 (`ROS2`, `physml.kernels._rosenbrock`) for stiff fields.
 
 A rollout integrates `dy/dt = f(t, y, u, args)` with the control `u_k` held constant over step
 `k` (zero-order hold), from `t0` with step sizes `dt_k` that may differ per step (the drift MPC
@@ -8,7 +9,7 @@ uses a non-uniform horizon grid). It is differentiable in reverse mode through t
 Butcher tableaux: Hairer, Nørsett & Wanner, "Solving Ordinary Differential Equations I",
 Sec. II.1 (Euler, order 1; Heun / explicit trapezoid, order 2; classical RK4, order 4).
 
-Adaptive-step or stiff problems go through diffrax: see `ode_solve`.
+Adaptive-step problems go through diffrax: see `ode_solve`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import jax.tree_util as jtu
 import numpy as np
 
 from ._custom_types import Args, StepSize, Y
+from ._rosenbrock import ROS2
 from ._validate import check_finite_tree, check_step_sizes
 
 VectorField = Callable[[Any, Y, Any, Args], Y]
@@ -102,13 +104,14 @@ _METHODS: dict[str, type[ExplicitRK]] = {
 }
 
 
-def _resolve_method(method: str | ExplicitRK) -> ExplicitRK:
-    if isinstance(method, ExplicitRK):
+def _resolve_method(method: str | ExplicitRK | ROS2) -> ExplicitRK | ROS2:
+    if isinstance(method, (ExplicitRK, ROS2)):
         return method
     if isinstance(method, str) and method.lower() in _METHODS:
         return _METHODS[method.lower()]()
     raise ValueError(
-        f"`method` must be one of {sorted(_METHODS)} or an `ExplicitRK` instance, got {method!r}."
+        f"`method` must be one of {sorted(_METHODS)}, an `ExplicitRK` or a `ROS2` instance, "
+        f"got {method!r}."
     )
 
 
@@ -149,7 +152,7 @@ def rollout(
     dt: StepSize,
     args: Args = None,
     *,
-    method: str | ExplicitRK = "rk4",
+    method: str | ExplicitRK | ROS2 = "rk4",
     t0: float = 0.0,
     check: bool = True,
 ) -> Y:
@@ -163,7 +166,9 @@ def rollout(
             be a length-T array).
         dt: step size [time units of f], a scalar or a length-T array (non-uniform grid).
         args: passed through to `f` unchanged.
-        method: "euler", "heun", "midpoint", "rk4", or an `ExplicitRK` instance.
+        method: "euler", "heun", "midpoint", "rk4", an `ExplicitRK` instance, or a `ROS2`
+            instance (linearly implicit, for stiff `f`; `y0` one array, `f` autonomous within
+            a step).
         t0: initial time.
         check: validate shapes, step sizes and finiteness of `y0` at the boundary (host-side;
             skipped automatically when called under `jit`/`vmap` with traced inputs).
@@ -175,6 +180,14 @@ def rollout(
     solver = _resolve_method(method)
     n_steps = _n_steps(controls, dt)
     y0 = promote_state(y0)
+    if isinstance(solver, ROS2) and not (
+        jtu.treedef_is_leaf(jtu.tree_structure(y0)) and np.ndim(y0) == 1
+    ):
+        raise ValueError(
+            "`method=ROS2(...)` integrates a state that is one 1D array (its Jacobian is a "
+            f"matrix), got {jtu.tree_structure(y0)} with shapes "
+            f"{[np.shape(leaf) for leaf in jtu.tree_leaves(y0)]}; flatten the state first."
+        )
     if check:
         dt = check_step_sizes(dt, n_steps)
         if not jtu.tree_leaves(y0):

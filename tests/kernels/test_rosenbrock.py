@@ -101,3 +101,29 @@ def test_rollout_step_interface_and_bad_input():
         ros2_step(lambda z: z, y, 0.1, jacobian=jnp.eye(2))
     with pytest.raises(ValueError, match="stiff"):
         ros2_step(lambda z: z, y, 0.1, stiff=(0, 0))
+
+
+def test_rollout_accepts_ros2_with_order_two_on_a_stiff_problem():
+    """`rollout(..., method=ROS2(...))` (a stiff field, hλ down to −40): the same states as
+    `ros2_step` applied by hand, and order 2 from the slope of log error vs log h."""
+    f = lambda t, y, u, args: jnp.asarray(A) @ y + u
+    u = jnp.asarray([0.1, 0.0, -0.1])
+    y = jnp.asarray(Y0)
+    ys = rollout(f, y, jnp.broadcast_to(u, (5, 3)), 0.02, method=ROS2(stiff=(0, 1)))
+    by_hand = [y]
+    for _ in range(5):
+        by_hand.append(ros2_step(lambda z: f(0.0, z, u, None), by_hand[-1], 0.02, stiff=(0, 1)))
+    np.testing.assert_allclose(ys, jnp.stack(by_hand), rtol=1e-13, atol=1e-15)
+
+    shift = np.linalg.solve(A, np.asarray(u))
+    exact = scipy.linalg.expm(A * T) @ (Y0 + shift) - shift
+    hs = np.array([0.04, 0.02, 0.01, 0.005])
+    errs = []
+    for h in hs:
+        n = round(T / h)
+        end = rollout(f, y, jnp.broadcast_to(u, (n, 3)), h, method=ROS2())[-1]
+        errs.append(np.max(np.abs(np.asarray(end) - exact)))
+    slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
+    assert 1.9 < slope < 2.1, (slope, errs)
+    with pytest.raises(ValueError, match="one 1D array"):
+        rollout(f, {"y": y}, jnp.broadcast_to(u, (2, 3)), 0.1, method=ROS2())
