@@ -13,8 +13,8 @@ Both paths draw site i's value by inverting the conditional CDF at one uniform n
 u taken from the same key, so they agree sample by sample.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: equinox recognises `AbstractVar` only in
+# evaluated annotations; as strings they would silently become dataclass fields.
 import abc
 from typing import Any
 

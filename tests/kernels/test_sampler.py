@@ -1,11 +1,13 @@
 """Exact autoregressive sampling: frequencies, log-probabilities, plain == cached, sharding."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ import scipy.stats
 from hypothesis import given, strategies as st
 from toy_ar import PlainOnlyAR, TableAR, exact_log_probs
 
-from physml.kernels import log_prob, sample
+from physml.kernels import AbstractAutoregressiveModel, log_prob, sample
 from physml.kernels._sampler import _draw
 
 
@@ -157,3 +159,18 @@ def test_sharded_sampling_on_four_cpu_devices_matches_one_device(tmp_path):
     for cached in (True, False):
         x_here, _ = sample(model, 64, key=jax.random.key(11), cached=cached)
         np.testing.assert_array_equal(np.load(tmp_path / f"samples_{int(cached)}.npy"), x_here)
+
+
+def test_a_subclass_missing_an_abstract_attribute_cannot_be_instantiated():
+    """`n_sites` and `local_size` are `AbstractVar`s (equinox sees them only in evaluated
+    annotations): a concrete model that forgets one is refused, and the base adds no fields."""
+
+    class NoLocalSize(AbstractAutoregressiveModel):
+        n_sites: int = eqx.field(static=True, default=3)
+
+        def conditionals(self, x):
+            return jnp.full((*x.shape, 2), -jnp.log(2.0))
+
+    assert dataclasses.fields(AbstractAutoregressiveModel) == ()
+    with pytest.raises(TypeError, match=r"abstract attributes.*local_size"):
+        NoLocalSize()
