@@ -114,7 +114,8 @@ def run_one(
         "error": e["error_of_mean"],
         "exact": exact,
         "relative_error": res.info["relative_error"],
-        "relative_stat_error": e["error_of_mean"] / abs(exact),
+        # Undefined (None) when the exact energy is 0, as `Result.info["relative_error"]`.
+        "relative_stat_error": None if exact == 0 else e["error_of_mean"] / abs(exact),
         "variance": res.variance,
         "steps": done + len(res.history),
         "wall_s": wall,
@@ -122,9 +123,11 @@ def run_one(
         "layers": layers,
         "dilations": dilations,
     }
+    rel = "–" if row["relative_error"] is None else f"{row['relative_error']:.2e}"
+    stat = "–" if row["relative_stat_error"] is None else f"{row['relative_stat_error']:.1e}"
     print(
         f"{spec:16s} E={e['mean']:.8f}±{e['error_of_mean']:.1e} exact={exact:.8f} "
-        f"rel.err={row['relative_error']:.2e} (stat {row['relative_stat_error']:.1e}) "
+        f"rel.err={rel} (stat {stat}) "
         f"steps={row['steps']} wall={wall:.0f}s",
         flush=True,
     )
