@@ -101,7 +101,9 @@ class DriftRunResult:
             return {"spin_out": True, "stop_time_s": 0.0, "stop_reason": self.error}
         res = self.closed_loop
         m = dict(res.metrics)
-        n_valid = max(round(m["duration_s"] / float(res.time_s[1] - res.time_s[0])), 1)
+        # The rows before `duration_s` (all of them for `simulate`'s record, which ends at a
+        # stop; also a record of one row, a stop at the first step).
+        n_valid = max(int(np.searchsorted(res.time_s, m["duration_s"] - 1e-9)), 1)
         s = res.path_state[:n_valid, 2]
         m["laps"] = float((s[-1] - s[0]) / self.path.length_m)
         # The record ends at a stop: drift_fraction is over the steps before it only.

@@ -2,6 +2,7 @@
 run (half a minute of data, a few identification steps, a couple of seconds of closed loop)
 that must write its JSON summary and plots."""
 
+import dataclasses
 import json
 
 import jax
@@ -295,3 +296,19 @@ def test_a_wheel_speed_that_disagrees_with_the_mpc_options_is_refused(monkeypatc
     model = nominal_model(plant, key=key)
     with pytest.raises(ValueError, match="disagrees with mpc_options\\['wheel_speed'\\]"):
         drive("x", model, plant, make_path("donut"), 1.0, key=key, **conflict)
+
+
+def test_metrics_of_a_run_that_stopped_at_its_first_step():
+    # `simulate`'s record ends at a stop: one row when the first command already stopped it.
+    path = make_path("donut")
+    run = _fake_run("fiala", path, stop_at_s=0.05)
+    res = run.closed_loop
+    one_row = {
+        name: getattr(res, name)[:1]
+        for name in ("time_s", "plant_state", "path_state", "measurement", "command")
+    }
+    run.closed_loop = dataclasses.replace(res, **one_row)
+    m = run.metrics
+    assert m["laps"] == 0.0 and m["stop_time_s"] == 0.05
+    assert m["time_in_drift_s"] == pytest.approx(0.05)
+    assert "at 0.05 s" in _drift_run.format_drift_table({"fiala": run})
