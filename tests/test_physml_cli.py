@@ -18,11 +18,15 @@ import physml.cli as cli
 from physml.cli import HelpFormatter, build_parser, info, main
 from physml.kernels import OutputWriteError
 from physml.quantum import _cli as quantum_cli
-from physml.vehicle import _cli as vehicle_cli, _drift_run as drift_run
-from physml.vehicle._data.log import DriveLog
+from physml.vehicle import (
+    DriftPlant,
+    DriveLog,
+    _cli as vehicle_cli,
+    _drift_run as drift_run,
+    make_model,
+    params_from_plant,
+)
 from physml.vehicle._drift_run import nominal_model
-from physml.vehicle._plant.dynamics import DriftPlant
-from physml.vehicle._sysid.identify import make_model, params_from_plant
 
 
 def test_info_reports_versions_backend_and_float64():

@@ -111,8 +111,7 @@ def _polarised(n=4):
 
 
 def test_collapsed_batch_tells_a_collapsed_state_from_an_eigenstate():
-    from physml.quantum import collapsed_batch
-    from physml.quantum._vmc import local_energies
+    from physml.quantum import collapsed_batch, local_energies
 
     def collapsed(H, model):
         sigma = sample_spins(model, 32, key=jax.random.key(0))
@@ -324,7 +323,7 @@ def test_learns_heisenberg_chain_20():
 
 
 def test_boundary_check_says_what_model_is_expected():
-    from physml.quantum._vmc import check_compatible
+    from physml.quantum import check_compatible
 
     with pytest.raises(
         TypeError, match=r"autoregressive wave function with `log_psi`|AbstractSpinState"

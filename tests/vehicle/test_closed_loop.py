@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from physml.vehicle import (
+    ISIDESLIP,
     Donut,
     DriftMPC,
     DriftPlant,
@@ -17,7 +18,6 @@ from physml.vehicle import (
     simulate,
 )
 from physml.vehicle._control import closed_loop
-from physml.vehicle._plant.dynamics import ISIDESLIP
 
 PATH = Donut(11.0, np.radians(30.0))
 

@@ -10,6 +10,7 @@ import pytest
 from physml.vehicle import (
     MANOEUVRES,
     DriftPlant,
+    Sensors,
     collect,
     design_drift_stabiliser,
     drift_equilibrium,
@@ -19,7 +20,6 @@ from physml.vehicle import (
 from physml.vehicle._data import collect as collect_module
 from physml.vehicle._data.log import FLAG_INVALID, FLAG_RESET
 from physml.vehicle._plant.envelope import VALID_MAX_SIDESLIP_RAD, VALID_MIN_SPEED_MPS
-from physml.vehicle._plant.sensors import Sensors
 
 MINUTES = 0.5  # one grip manoeuvre and one full drift (entry, hold, exit)
 

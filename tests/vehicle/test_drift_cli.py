@@ -11,6 +11,10 @@ import pytest
 
 from physml.cli import build_parser, main
 from physml.vehicle import (
+    ISIDESLIP,
+    IX,
+    IY,
+    IYAW,
     ClosedLoopResult,
     Donut,
     DriftPlant,
@@ -24,7 +28,6 @@ from physml.vehicle import (
     run_drift,
 )
 from physml.vehicle._drift_run import NOMINAL, make_path, nominal_model
-from physml.vehicle._plant.dynamics import ISIDESLIP, IX, IY, IYAW
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ from physml.vehicle import (
     rollout_model,
     rollout_rmse,
     trainable_spec,
+    window_starts,
 )
-from physml.vehicle._sysid.identify import window_starts
 
 
 def _synthetic_log(model, seconds=40.0, seed=0):

@@ -8,6 +8,7 @@ import pytest
 
 from physml.vehicle import (
     DriftPlant,
+    DriveLog,
     MLPTire,
     NeuralExpTanh,
     NeuralODETire,
@@ -22,7 +23,6 @@ from physml.vehicle import (
     run_drift,
     simulate,
 )
-from physml.vehicle._data.log import DriveLog
 from physml.vehicle._drift_run import make_path, nominal_model
 
 KEY_ERROR = r"`key` must be a JAX PRNG key such as `jax\.random\.key\(0\)`"

@@ -15,9 +15,9 @@ from physml.vehicle import (
     TabulatedPath,
     VehicleParams,
     drift_reference,
+    equilibrium_guess,
     solve_equilibrium,
 )
-from physml.vehicle._control.equilibria import equilibrium_guess
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,20 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from physml.vehicle import Actuators, ClosedLoopResult, DriftPlant, DriftRunResult, MPCStatus
+from physml.vehicle import (
+    IOMEGAR,
+    ISIDESLIP,
+    ISPEED,
+    IX,
+    IY,
+    IYAW,
+    Actuators,
+    ClosedLoopResult,
+    DriftPlant,
+    DriftRunResult,
+    MPCStatus,
+)
 from physml.vehicle._drift_run import make_path, nominal_model
-from physml.vehicle._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, IX, IY, IYAW
 from physml.vehicle.plot import plot_drift
 
 
