@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._tires.base import float_array
+from .._tires.base import float_field
 
 _POSITIVE = (
     "mass_kg",
@@ -42,30 +42,14 @@ class VehicleParams(eqx.Module):
             torque at the rear axle [N m]. Learn it to absorb a driveline-efficiency mismatch.
     """
 
-    mass_kg: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(2048.0), converter=float_array
-    )
-    yaw_inertia_kgm2: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(3675.0), converter=float_array
-    )
-    wheel_inertia_kgm2: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(6.0), converter=float_array
-    )
-    wheel_radius_m: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(0.368), converter=float_array
-    )
-    a_m: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(1.345), converter=float_array
-    )
-    b_m: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(1.522), converter=float_array
-    )
-    gravity_mps2: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(9.81), converter=float_array
-    )
-    torque_gain: Float[Array, ""] = eqx.field(
-        default_factory=lambda: float_array(1.0), converter=float_array
-    )
+    mass_kg: Float[Array, ""] = float_field(2048.0)
+    yaw_inertia_kgm2: Float[Array, ""] = float_field(3675.0)
+    wheel_inertia_kgm2: Float[Array, ""] = float_field(6.0)
+    wheel_radius_m: Float[Array, ""] = float_field(0.368)
+    a_m: Float[Array, ""] = float_field(1.345)
+    b_m: Float[Array, ""] = float_field(1.522)
+    gravity_mps2: Float[Array, ""] = float_field(9.81)
+    torque_gain: Float[Array, ""] = float_field(1.0)
 
     def __check_init__(self):
         for name in _POSITIVE:

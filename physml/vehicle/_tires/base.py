@@ -35,6 +35,12 @@ def float_array(x) -> Array:
     return jnp.asarray(x, dtype=float)
 
 
+def float_field(default: float):
+    """A parameter field holding a float array, `default` when not given, converted by
+    `float_array` when given."""
+    return eqx.field(default_factory=lambda: float_array(default), converter=float_array)
+
+
 def smooth_norm(x: Array, y: Array, eps: float = SLIP_EPS) -> Array:
     """sqrt(x² + y² + ε²): a norm with a finite gradient at the origin (error ≤ ε)."""
     return jnp.sqrt(x * x + y * y + eps * eps)
