@@ -7,7 +7,8 @@
 - exact autoregressive sampling: `AbstractAutoregressiveModel`, `sample`, `log_prob`;
 - Monte Carlo statistics: `Stats`, `estimate`;
 - the variational training loop: `AbstractObjective`, `AbstractPreconditioner`, `fit`,
-  `train_init` / `train_step`, `EarlyStopping`;
+  `train_init` / `train_step`, `EarlyStopping`, `TimeLimit` (a wall-clock budget) and
+  `hold_cosine_schedule` (a step-indexed learning rate, held then cosine-decayed);
 - sharding over all devices (of every process under `jax.distributed`): `shard_batch`;
 - atomic checkpoints: `save_tree`, `load_tree`; `load_params` (a warm start from a `fit`
   checkpoint); damaged files raise `CheckpointFormatError`, another model's
@@ -55,9 +56,11 @@ from ._sharding import batch_sharding as batch_sharding, shard_batch as shard_ba
 from ._stats import Stats as Stats, estimate as estimate, tree_all_finite as tree_all_finite
 from ._stop import StopReason as StopReason
 from ._train import (
+    TimeLimit as TimeLimit,
     TrainResult as TrainResult,
     TrainState as TrainState,
     fit as fit,
+    hold_cosine_schedule as hold_cosine_schedule,
     load_params as load_params,
     train_init as train_init,
     train_step as train_step,

@@ -33,7 +33,13 @@ from ._outputs import Outputs, step_record
 from ._progress import Progress
 from ._stats import Stats, tree_all_finite
 from ._stop import StopReason
-from ._validate import check_finite_tree, check_key, check_positive_int
+from ._validate import (
+    check_finite_tree,
+    check_key,
+    check_positive_int,
+    check_positive_number,
+    is_finite_scalar,
+)
 
 
 class TrainState(eqx.Module):
@@ -123,6 +129,60 @@ def train_step(
     metrics = aux.get("metrics", {}) if isinstance(aux, dict) else {}
     info = TrainStepInfo(stats=stats, metrics=metrics, ok=ok, failure=failure)
     return eqx.combine(kept, new_static), info
+
+
+def hold_cosine_schedule(
+    learning_rate: float,
+    steps: int,
+    *,
+    final_learning_rate: float | None = None,
+    hold_fraction: float = 0.5,
+) -> optax.Schedule:
+    """A step-indexed learning rate: `learning_rate` held for the first ⌊hold_fraction·steps⌋
+    steps, then cosine-decayed to `final_learning_rate` at step `steps` (and held there):
+
+        η(k) = η_f + (η₀ − η_f)·½(1 + cos(π·(k − k_h)/(steps − k_h))),   k_h <= k <= steps.
+
+    A constant `learning_rate` if `final_learning_rate` is None or nothing is left to decay.
+    A function of the step count only (optax keeps the count in the optimiser state, which
+    `fit` checkpoints), so a run stopped by a `TimeLimit` and resumed follows the same schedule.
+    """
+    learning_rate = check_positive_number(learning_rate, "learning_rate")
+    steps = check_positive_int(steps, "steps")
+    if isinstance(hold_fraction, (bool, str)) or not is_finite_scalar(hold_fraction):
+        raise ValueError(f"`hold_fraction` must be a number in [0, 1], got {hold_fraction!r}.")
+    if not 0 <= float(hold_fraction) <= 1:
+        raise ValueError(f"`hold_fraction` must be in [0, 1], got {hold_fraction!r}.")
+    if final_learning_rate is None:
+        return optax.constant_schedule(learning_rate)
+    final = check_positive_number(final_learning_rate, "final_learning_rate")
+    hold = int(float(hold_fraction) * steps)
+    if hold >= steps:
+        return optax.constant_schedule(learning_rate)
+    decay = optax.cosine_decay_schedule(learning_rate, steps - hold, final / learning_rate)
+    return optax.join_schedules([optax.constant_schedule(learning_rate), decay], [hold])
+
+
+class TimeLimit:
+    """`fit` callback: a wall-clock budget. The clock starts when the callback is created; after
+    each step the run stops if the next step, taking as long as the last, would end past
+    `seconds` (the first step, which compiles, counts from the creation). With a
+    `checkpoint_path` the state is saved, so the run resumes where it stopped.
+
+    Attributes:
+        seconds: the budget [s].
+        message: what `fit` quotes in its `stop_reason`.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = check_positive_number(seconds, "seconds")
+        self.message = f"wall-time limit of {self.seconds:g} s"
+        self._start = self._last = time.perf_counter()
+
+    def __call__(self, step: int, record: dict, model: Any) -> bool:
+        now = time.perf_counter()
+        last, self._last = now - self._last, now
+        return now - self._start + last > self.seconds
 
 
 @dataclass
@@ -227,7 +287,8 @@ def fit(
         trainable: filter spec (a PyTree of bools shaped like `model`, as for `eqx.partition`)
             choosing the trained arrays; default: all inexact arrays.
         callbacks: host-side callables `cb(step, record, model) -> bool | None` (see
-            `EarlyStopping`); True stops the run.
+            `EarlyStopping`, `TimeLimit`); True stops the run, and the callback's `message`
+            attribute, if it has one, is quoted in `stop_reason`.
         log_path: JSON-lines log, one line per completed step. On resume, the records after
             the checkpoint's step are dropped before the run continues, so every step has one
             record however often a run is resumed; a kill never leaves half a line.
@@ -336,17 +397,18 @@ def fit(
             previous, state = state, new_state
             rec = step_record(k, info.stats, info.metrics)
             current = eqx.combine(state.params, static)
-            stop = False
-            for cb in callbacks:
-                stop = bool(cb(k, rec, current)) or stop
+            stopped_by = [cb for cb in callbacks if bool(cb(k, rec, current))]  # calls them all
             result.history.append(rec)
             outputs.record(rec)
             bar.update(1, f"{rec['loss']:.6g} ± {rec['loss_error']:.2g}")
             if checkpoint_every and (k + 1) % checkpoint_every == 0:
                 outputs.checkpoint(state)
-            if stop:
+            if stopped_by:
+                why = "; ".join(str(m) for cb in stopped_by if (m := getattr(cb, "message", None)))
                 result.stop = StopReason.callback
-                result.stop_reason = f"{StopReason[StopReason.callback]} after step {k}"
+                result.stop_reason = (
+                    f"{StopReason[StopReason.callback]}{f' ({why})' if why else ''} after step {k}"
+                )
                 break
     finally:
         bar.close()

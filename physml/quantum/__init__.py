@@ -35,13 +35,14 @@ from ._observables import (
     magnetization as magnetization,
     sample_spins as sample_spins,
 )
-from ._result import Result as Result
+from ._result import Result as Result, v_score as v_score
 from ._sr import SR as SR
 from ._symmetry import (
     Symmetrized as Symmetrized,
     check_group as check_group,
     lattice_group as lattice_group,
 )
+from ._transfer import ReceptiveFieldError as ReceptiveFieldError, transfer as transfer
 from ._vmc import (
     VMCObjective as VMCObjective,
     check_compatible as check_compatible,

@@ -3,19 +3,21 @@
 
 physml ground-state --model tfim --sites 20 --h 1.0 --steps 300 --samples 1024 --out runs/
 physml ground-state --model heisenberg --lattice square --L 4 --pbc --sz0 --symmetry d4+spin-flip
+physml ground-state --model heisenberg --lattice square --L 6 --sz0 --steps 3000 --final-lr 5e-3 \
+    --time-limit 3600 --resume          # repeat until all steps are done
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-import optax
 from matplotlib.figure import Figure
 
 from ..cli import bounded, finite_float, positive, seed, write_outputs
@@ -62,8 +64,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "wave function",
         description="Variational ground state of the TFIM (−J Σ σᶻσᶻ − h Σ σˣ) or Heisenberg "
         "(J Σ σ·σ, Pauli units, Marshall sign rule) on a chain (ARConv1D) or an L×L square "
-        "lattice (ARConv2D) with exact sampling. Writes <stem>.json, .eqx, .png and "
-        "<stem>_args.json into --out.",
+        "lattice (ARConv2D) with exact sampling. Writes <stem>.json, .eqx, .png, "
+        "<stem>_args.json and the training state <stem>_state.eqx into --out.",
     )
     p.add_argument("--model", choices=["tfim", "heisenberg"], default="tfim", help="Hamiltonian")
     p.add_argument("--lattice", choices=["chain", "square"], default="chain", help="lattice")
@@ -139,6 +141,45 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="learning rate > 0 (default: 0.05 with sr, 1e-3 with adam)",
     )
     p.add_argument(
+        "--final-lr",
+        type=positive(float),
+        default=None,
+        help="hold --lr for --hold-fraction of --steps, then cosine-decay it to this by the last "
+        "step (a step-indexed schedule; default: constant --lr)",
+    )
+    p.add_argument(
+        "--hold-fraction",
+        type=bounded(float, 0, 1),
+        default=0.5,
+        help="fraction of --steps at --lr before the decay to --final-lr",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=positive(float),
+        default=None,
+        metavar="SECONDS",
+        help="training budget [s]: stop after the last step that fits (the final estimate comes "
+        "on top); the state is checkpointed, --resume continues the same schedule",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <stem>_state.eqx in --out (written every --checkpoint-every steps "
+        "and at the end), with the same arguments",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive(int),
+        default=50,
+        help="steps between checkpoints of the training state",
+    )
+    p.add_argument(
+        "--eval-samples",
+        type=bounded(int, 2),
+        default=None,
+        help="samples of the final energy estimate (default: 4 × --samples)",
+    )
+    p.add_argument(
         "--out",
         type=Path,
         default=Path("runs/ground_state"),
@@ -162,7 +203,7 @@ def _build(args: argparse.Namespace):
         if args.sz0:
             raise ValueError("--sz0 applies to the Heisenberg model (the TFIM mixes Sᶻ).")
         return tfim(args.sites, args.h, J=args.J, pbc=pbc)
-    return heisenberg(args.sites, J=args.J, pbc=pbc)
+    return heisenberg(args.sites, J=args.J, pbc=pbc, total_sz=0 if args.sz0 else None)
 
 
 def _wave_function(args: argparse.Namespace):
@@ -264,39 +305,54 @@ def _prepare(args: argparse.Namespace) -> tuple:
     H = _build(args)
     model = _wave_function(args)
     check_compatible(H, model)
-    if args.optimizer == "sr":
-        opt, pre = optax.sgd(args.lr or 0.05), SR(1e-3)
-    else:
-        opt, pre = optax.adam(args.lr or 1e-3, b2=0.9), None
-    return H, model, opt, pre
+    pre = SR(1e-3) if args.optimizer == "sr" else None
+    return H, model, pre
 
 
-def _work(args: argparse.Namespace, H, model, opt, pre) -> tuple[int, dict]:
-    exact = _exact_or_none(H)
-    res = ground_state(
-        H,
-        model,
-        n_samples=args.samples,
-        steps=args.steps,
-        key=jax.random.key(args.seed + 1),
-        optimizer=opt,
-        preconditioner=pre,
-        exact=exact,
+def _stem(args: argparse.Namespace) -> str:
+    size = f"L{args.L}" if args.lattice == "square" else f"N{args.sites}"
+    return f"{args.model}_{size}_{args.boundary}" + (
+        f"_h{args.h:g}" if args.model == "tfim" else ""
     )
+
+
+def _work(args: argparse.Namespace, H, model, pre) -> tuple[int, dict]:
+    exact = _exact_or_none(H)
+    base = args.out / _stem(args)
+    unwritten = None  # the training state or log, if `fit` could not write it at the end
+    try:
+        res = ground_state(
+            H,
+            model,
+            n_samples=args.samples,
+            steps=args.steps,
+            key=jax.random.key(args.seed + 1),
+            preconditioner=pre,
+            learning_rate=args.lr,  # None: 0.05 with SR, 1e-3 with Adam
+            final_learning_rate=args.final_lr,
+            hold_fraction=args.hold_fraction,
+            time_limit_s=args.time_limit,
+            checkpoint_path=Path(f"{base}_state.eqx"),
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            n_eval_samples=args.eval_samples,
+            exact=exact,
+        )
+    except OutputWriteError as err:
+        if err.result is None:
+            raise
+        res, unwritten = err.result, err
     e = res.energy.to_dict()
     line = f"E = {e['mean']:.8f} ± {e['error_of_mean']:.2g}  (variance {res.variance:.3g})"
     if exact is not None:
         line += f"  exact {exact:.8f}"
         if res.info.get("relative_error") is not None:
             line += f"  relative error {res.info['relative_error']:.2e}"
+    if res.v_score is not None:
+        line += f"  V-score {res.v_score:.2e}"
     print(line, flush=True)
     if res.stop_reason:
-        print(f"stopped early: {res.stop_reason}")
-    size = f"L{args.L}" if args.lattice == "square" else f"N{args.sites}"
-    stem = f"{args.model}_{size}_{args.boundary}" + (
-        f"_h{args.h:g}" if args.model == "tfim" else ""
-    )
-    base = args.out / stem
+        print(f"stopped early ({res.n_steps} of {args.steps} steps): {res.stop_reason}")
     saved = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     saved = json.dumps({k: v for k, v in saved.items() if not callable(v)}, indent=1)
     status = write_outputs(
@@ -304,9 +360,15 @@ def _work(args: argparse.Namespace, H, model, opt, pre) -> tuple[int, dict]:
         {
             f"{base}.json, .eqx": lambda: res.save(base),
             f"{base}_args.json": lambda: write_text_atomic(f"{base}_args.json", saved),
-            f"{base}.png": lambda: plot_convergence(res, Path(f"{base}.png"), title=stem),
+            f"{base}.png": lambda: plot_convergence(res, Path(f"{base}.png"), title=_stem(args)),
         },
     )
+    if unwritten is not None:
+        print(
+            f"physml ground-state: could not write {unwritten.path}: {unwritten.reason}",
+            file=sys.stderr,
+        )
+        status = 1
     if status == 0:
         print(f"wrote {base}.json, .eqx, .png")
     else:
@@ -343,8 +405,8 @@ def demo(steps: int = 60, seed: int = 0, *, quick: bool = False) -> dict:
         n_samples=512,
         steps=steps,
         key=jax.random.key(seed + 1),
-        optimizer=optax.sgd(0.05),
         preconditioner=SR(1e-3),
+        learning_rate=0.05,
         exact=exact,
         progress=False,
     )

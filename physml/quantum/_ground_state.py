@@ -1,8 +1,9 @@
 """`ground_state`: the one high-level VMC workflow, and the energy estimates it ends with.
 
 Copy and edit it rather than subclass it: it is `VMCObjective` (which reports a sample batch
-collapsed onto configurations that are not an eigenstate) + `physml.kernels.fit` + a final
-energy estimate with more samples.
+collapsed onto configurations that are not an eigenstate) + `physml.kernels.fit` with a
+step-indexed learning rate (`hold_cosine_schedule`), an optional wall-clock budget (`TimeLimit`)
+and checkpoints to resume from + a final energy estimate with more samples.
 """
 
 from __future__ import annotations
@@ -22,10 +23,18 @@ from ..kernels import (
     OutputWriteError,
     Stats,
     StopReason,
+    TimeLimit,
     estimate,
     fit,
+    hold_cosine_schedule,
 )
-from ..kernels._validate import check_finite_tree, check_key, check_positive_int, is_finite_scalar
+from ..kernels._validate import (
+    check_finite_tree,
+    check_key,
+    check_positive_int,
+    check_positive_number,
+    is_finite_scalar,
+)
 from ._collapse import collapsed_batch, off_diagonal
 from ._result import Result
 from ._sr import SR
@@ -47,6 +56,13 @@ def ground_state(
     key: Any,
     optimizer: optax.GradientTransformation | None = None,
     preconditioner: AbstractPreconditioner | None = None,
+    learning_rate: float | None = None,
+    final_learning_rate: float | None = None,
+    hold_fraction: float = 0.5,
+    time_limit_s: float | None = None,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
     n_eval_samples: int | None = None,
     exact: float | None = None,
     progress: bool = True,
@@ -58,12 +74,30 @@ def ground_state(
     Args:
         hamiltonian: NetKet JAX operator on `Spin(1/2, N)` (e.g. `tfim(N, h)`), Pauli units.
         model: an autoregressive model with `n_sites == N` (`ARConv1D`, `ARConv2D`,
-            `FixedMagnetization`) or a `Symmetrized` one (see `check_compatible`).
+            `FixedMagnetization`) or a `Symmetrized` one (see `check_compatible`); a warm start
+            is a trained model, e.g. one `transfer`red from a smaller lattice.
         n_samples: samples per step (>= 2).
-        steps: optimisation steps.
+        steps: optimisation steps of the whole run (counting those before a resume).
         key: PRNG key (training uses one split, the final estimate the other).
-        optimizer: optax transform; default Adam(1e-3, b2=0.9) as in the NAQS paper's code.
-        preconditioner: e.g. `SR(diag_shift=1e-3)` (then use `optax.sgd`).
+        optimizer: an optax transform, or None for the default recipe: SGD with the step
+            `hold_cosine_schedule(learning_rate, steps, final_learning_rate=...,
+            hold_fraction=...)` when there is a preconditioner (SR), Adam (b2 = 0.9, as in the
+            NAQS paper's code) with that schedule otherwise.
+        preconditioner: e.g. `SR(diag_shift=1e-3)`.
+        learning_rate: the default recipe's initial step; default 0.05 with a preconditioner,
+            1e-3 without. Not with `optimizer`.
+        final_learning_rate: if given, the step is held for `hold_fraction` of `steps` and then
+            cosine-decayed to this by the last step (SR: the imaginary-time step shrinks as
+            the state converges, lowering the noise floor of the updates). Not with `optimizer`.
+        hold_fraction: fraction of `steps` at the initial step, in [0, 1].
+        time_limit_s: wall-clock budget of the training [s] (`TimeLimit`; the final estimate
+            comes on top): training stops after the last step that fits, `stop_reason` says
+            so, and with `checkpoint_path` a call with `resume=True` and the same arguments
+            continues the same step-indexed schedule.
+        checkpoint_path: where `fit` writes the training state (every `checkpoint_every`
+            steps if given, and at the end).
+        checkpoint_every: steps between checkpoints.
+        resume: continue from `checkpoint_path` if it exists (as `fit`).
         n_eval_samples: samples for the final estimate (>= 2; default 4 × n_samples).
         exact: a finite reference energy; if given, `info` gets the relative error (None when
             `exact` is 0, where it is undefined).
@@ -77,7 +111,7 @@ def ground_state(
     collapsed and `stop_reason` saying so.
 
     Returns:
-        A `Result`.
+        A `Result` (with the V-score of its estimate, `Result.v_score`).
 
     Raises:
         OutputWriteError: the log could not be written at the end of training; the finished
@@ -97,7 +131,22 @@ def ground_state(
         raise ValueError(f"`exact` must be a finite reference energy or None, got {exact!r}.")
     key = check_key(key)
     if optimizer is None:
-        optimizer = optax.adam(1e-3, b2=0.9)
+        default = 1e-3 if preconditioner is None else 0.05
+        schedule = hold_cosine_schedule(
+            default if learning_rate is None else learning_rate,
+            steps,
+            final_learning_rate=final_learning_rate,
+            hold_fraction=hold_fraction,
+        )
+        optimizer = optax.adam(schedule, b2=0.9) if preconditioner is None else optax.sgd(schedule)
+    elif learning_rate is not None or final_learning_rate is not None or hold_fraction != 0.5:
+        raise ValueError(
+            "Give the learning rate either through `optimizer` or through `learning_rate`, "
+            "`final_learning_rate` and `hold_fraction` (the default recipe), not both."
+        )
+    callbacks = tuple(callbacks)
+    if time_limit_s is not None:
+        callbacks += (TimeLimit(check_positive_number(time_limit_s, "time_limit_s")),)
     train_key, eval_key = jax.random.split(key)
     # SR builds its update from the per-sample log-derivatives; the plain gradient is not used.
     objective = VMCObjective(hamiltonian, n_samples, gradient=not isinstance(preconditioner, SR))
@@ -111,6 +160,9 @@ def ground_state(
             preconditioner=preconditioner,
             callbacks=callbacks,
             log_path=log_path,
+            checkpoint_path=checkpoint_path,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
             progress=progress,
             desc="VMC energy",
         )
@@ -158,6 +210,7 @@ def _result(hamiltonian, n_sites, run, n_eval, eval_key, exact) -> Result:
         stop_reason=stop_reason,
         wall_time_s=run.wall_time_s,
         info=info,
+        n_steps=run.n_steps,
     )
 
 

@@ -79,10 +79,17 @@ def tfim(n_sites: int, h: float, *, J: float = 1.0, pbc: bool = True) -> nk.oper
 
 
 def heisenberg(
-    n_sites: int, *, J: float = 1.0, pbc: bool = True, sign_rule: bool | None = None
+    n_sites: int,
+    *,
+    J: float = 1.0,
+    pbc: bool = True,
+    sign_rule: bool | None = None,
+    total_sz: float | int | None = None,
 ) -> nk.operator.DiscreteJaxOperator:
     """Heisenberg chain J Σ σᵢ·σᵢ₊₁ in Pauli units (= 4 × J Σ Sᵢ·Sᵢ₊₁ in spin-1/2 units), as a
-    NetKet JAX operator on `Spin(1/2, n_sites)`.
+    NetKet JAX operator on `Spin(1/2, n_sites)`, or on its sector
+    `Spin(1/2, n_sites, total_sz=total_sz)`; sample that sector with
+    `FixedMagnetization(model, magnetization=2 * total_sz)`.
 
     Args:
         n_sites: number of spins N.
@@ -92,6 +99,9 @@ def heisenberg(
             the ground state has a positive wave function. `None` applies it when the chain is
             bipartite (open, or periodic with even N), as NetKet does; `True` on a non-bipartite
             chain raises.
+        total_sz: None (the full space), or Σᵢ Sᶻᵢ in spin-1/2 units (NetKet's convention:
+            0 is the Sᶻ = 0 sector, Σᵢσᶻᵢ = 2·total_sz), as `heisenberg_2d`. The ground state
+            of the antiferromagnet on an even number of sites is in the Sᶻ = 0 sector.
     """
     graph = chain(n_sites, pbc=pbc)
     J = _check_real(J, "J")
@@ -103,7 +113,7 @@ def heisenberg(
             f"`sign_rule=True` needs a bipartite lattice, but a periodic chain of {n_sites} "
             "sites (odd) is not; use an even `n_sites`, `pbc=False` or `sign_rule=False`."
         )
-    hilbert = nk.hilbert.Spin(0.5, graph.n_nodes)
+    hilbert = nk.hilbert.Spin(0.5, graph.n_nodes, total_sz=total_sz)
     return nk.operator.Heisenberg(hilbert, graph, J=J, sign_rule=bool(sign_rule)).to_jax_operator()
 
 

@@ -1,9 +1,10 @@
 """`Result`: what `ground_state` returns, and its save/load as a `.eqx` + `.json` pair written
-atomically together."""
+atomically together; `v_score`, the accuracy measure of variational benchmarks."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,36 @@ from ..kernels import (
     write_atomic_group,
 )
 
-__all__ = ["Result"]
+__all__ = ["Result", "v_score"]
 
 
 def _with(path: Path, suffix: str) -> Path:
     return path.parent / (path.name + suffix)
+
+
+def v_score(energy: float, variance: float, n_sites: int) -> float | None:
+    """The V-score N·Var(E)/(E − E_∞)² of a variational energy estimate, with E_∞ = 0 (Wu et
+    al., "Variational benchmarks for quantum many-body problems", Science 386, 296 (2024),
+    eq. 1; E_∞ = 0 for Hamiltonians without a constant term, as the TFIM and Heisenberg here).
+
+    Args:
+        energy: the energy estimate E (its real part), in any units.
+        variance: Var(E) = ⟨H²⟩ − ⟨H⟩², in the square of the same units (so the V-score does
+            not depend on them: Pauli or spin-1/2 units give the same number).
+        n_sites: N, the number of sites.
+
+    Returns:
+        The V-score (0 for an exact eigenstate), or None when E = 0 (undefined).
+    """
+    energy, variance = float(energy), float(variance)
+    if isinstance(n_sites, bool) or not isinstance(n_sites, int) or n_sites < 1:
+        raise ValueError(f"`n_sites` must be an integer >= 1, got {n_sites!r}.")
+    if not (math.isfinite(energy) and math.isfinite(variance)) or variance < 0:
+        raise ValueError(
+            f"`energy` and `variance` must be finite and `variance` >= 0, got {energy!r}, "
+            f"{variance!r}."
+        )
+    return None if energy == 0 else n_sites * variance / energy**2
 
 
 @dataclass
@@ -48,6 +74,8 @@ class Result:
         wall_time_s: wall-clock time of training and evaluation [s].
         info: "n_sites", "collapsed", and with a reference energy "exact" and
             "relative_error" (None when the reference is 0).
+        n_steps: completed training steps, counting those before a resume (None: the number
+            of `history` records).
     """
 
     energy: Stats
@@ -57,16 +85,24 @@ class Result:
     stop_reason: str | None = None
     wall_time_s: float = 0.0
     info: dict = field(default_factory=dict)
+    n_steps: int | None = None
+
+    @property
+    def v_score(self) -> float | None:
+        """N·Var(E)/E² of the final estimate (`v_score`); None when E = 0 or N is unknown."""
+        n = self.info.get("n_sites")
+        return None if n is None else v_score(float(self.energy.mean.real), self.variance, n)
 
     def summary(self) -> dict:
-        """JSON-ready numbers (no model)."""
+        """JSON-ready numbers (no model), with the V-score beside the relative error."""
         e = self.energy.to_dict()
         return {
             "energy": e["mean"],
             "energy_error": e["error_of_mean"],
             "variance": self.variance,
+            "v_score": self.v_score,
             "n_samples": e["n_samples"],
-            "n_steps": len(self.history),
+            "n_steps": len(self.history) if self.n_steps is None else self.n_steps,
             "stop_reason": self.stop_reason,
             "wall_time_s": self.wall_time_s,
             **self.info,
@@ -133,6 +169,7 @@ class Result:
             "n_steps",
             "stop_reason",
             "wall_time_s",
+            "v_score",
         }
         return cls(
             energy=energy,
@@ -142,4 +179,5 @@ class Result:
             stop_reason=s["stop_reason"],
             wall_time_s=s["wall_time_s"],
             info={k: v for k, v in s.items() if k not in known},
+            n_steps=s.get("n_steps"),
         )
