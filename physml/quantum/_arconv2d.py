@@ -31,9 +31,10 @@ import jax
 import jax.numpy as jnp
 import netket as nk
 import numpy as np
-from jaxtyping import Array, Bool, Complex, Float, Int
+from jaxtyping import Array, Bool, Complex, Float, Inexact, Int, Real
 
 from ..kernels._validate import check_key
+from ._flips2d import Transform, check_connected, log_psi_connected_2d
 from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["ARConv2D", "lattice_shape"]
@@ -229,23 +230,45 @@ class ARConv2D(AbstractTwoStateNetwork):
 
     # ----- batched pass ------------------------------------------------------------------------
 
-    def _hidden(
-        self, spins: Float[Array, "batch sites"], matmul: bool = False
-    ) -> Float[Array, "batch sites f"]:
+    def _v_layer(self, layer: int, u: Array, matmul: bool = False) -> Array:
+        """Vertical stack, layer `layer`: rows t of its output from rows t−p … t of its input
+        u (shape (b, rows + p, L₂, F_in), the p rows above first); shape (b, rows, L₂, F).
+        `matmul`: convolutions as shifted matmuls (`_conv_matmul`), the same values."""
         p = self.kernel_size // 2
         conv = _conv_matmul if matmul else _conv
+        u_pad = jnp.pad(u, ((0, 0), (0, 0), (p, p), (0, 0)))
+        dv = self.activation(conv(u_pad, self.v_weights[layer]) + self.v_biases[layer])
+        return dv if layer == 0 else u[:, p:] + dv
+
+    def _h_layer(self, layer: int, h: Array, v: Array, matmul: bool = False) -> Array:
+        """Horizontal stack, layer `layer`, on whole rows: input h (b, rows, L₂, F_in) and the
+        same rows of this layer's vertical output v (b, rows, L₂, F)."""
+        p = self.kernel_size // 2
+        conv = _conv_matmul if matmul else _conv
+        h_pad = jnp.pad(h, ((0, 0), (0, 0), (p, 0), (0, 0)))
+        pre = conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
+        dh = self.activation(pre + v @ self.vh_weights[layer])
+        return dh if layer == 0 else h + dh
+
+    def _stacks(
+        self, spins: Float[Array, "batch sites"], matmul: bool = False
+    ) -> tuple[Float[Array, "batch sites f"], tuple[Array, ...]]:
+        """Last-layer features and every layer's vertical output, shape (batch, L₁, L₂, F)."""
+        p = self.kernel_size // 2
         s = spins.reshape(-1, *self.shape, 1)
         v = jnp.pad(s, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]  # row r sees rows < r
         h = jnp.pad(s, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]  # site c sees c' < c
+        vs = []
         for layer in range(self.layers):
-            v_pad = jnp.pad(v, ((0, 0), (p, 0), (p, p), (0, 0)))
-            dv = self.activation(conv(v_pad, self.v_weights[layer]) + self.v_biases[layer])
-            v = dv if layer == 0 else v + dv
-            h_pad = jnp.pad(h, ((0, 0), (0, 0), (p, 0), (0, 0)))
-            pre = conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
-            dh = self.activation(pre + v @ self.vh_weights[layer])
-            h = dh if layer == 0 else h + dh
-        return h.reshape(spins.shape[0], self.n_sites, self.features)
+            v = self._v_layer(layer, jnp.pad(v, ((0, 0), (p, 0), (0, 0), (0, 0))), matmul)
+            h = self._h_layer(layer, h, v, matmul)
+            vs.append(v)
+        return h.reshape(spins.shape[0], self.n_sites, self.features), tuple(vs)
+
+    def _hidden(
+        self, spins: Float[Array, "batch sites"], matmul: bool = False
+    ) -> Float[Array, "batch sites f"]:
+        return self._stacks(spins, matmul)[0]
 
     def log_amplitudes(
         self, x: Int[Array, "batch sites"], *, per_sample: bool = False
@@ -277,6 +300,39 @@ class ARConv2D(AbstractTwoStateNetwork):
         """log p(x_i = s | x_<i) = 2 log|ψ_i(s | x_<i)| for all sites, from one pass."""
         self._check_sites(x.shape[-1], "x")
         return 2 * self.log_amplitudes(x[None])[0][0]
+
+    # ----- connected configurations (local energies) ------------------------------------------
+
+    @property
+    def has_connected_path(self) -> bool:
+        """`log_psi_connected` recomputes only the rows a change reaches."""
+        return True
+
+    def log_psi_connected(
+        self,
+        sigma: Real[Array, "batch sites"],
+        sigma_p: Real[Array, "batch conn sites"],
+        *,
+        active: Bool[Array, "batch conn"] | None = None,
+        transform: Transform | None = None,
+        max_configurations: int = 256,
+    ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
+        """log ψ(σ) and log ψ(σ'_k) for configurations σ'_k that differ from σ in a few sites
+        (what a Hamiltonian connects σ to), recomputing only the rows at and below each σ'_k's
+        first changed row (`log_psi_connected_2d`); `log_psi` is the reference.
+
+        Args:
+            sigma: spin configurations, shape (batch, sites).
+            sigma_p: per configuration, `conn` others (`get_conn_padded`).
+            active: which σ'_k are needed (default all); an inactive one gets log ψ(σ).
+            transform: a rewrite of the per-site log-moduli in which site i depends on x_≤i
+                (what `FixedMagnetization` passes).
+            max_configurations: configurations per `lax.map` step; values do not depend on it.
+        """
+        check_connected(self.n_sites, sigma, sigma_p, active)
+        return log_psi_connected_2d(
+            self, sigma, sigma_p, active=active, transform=transform, chunk_size=max_configurations
+        )
 
     # ----- cached incremental pass (sampling) --------------------------------------------------
 

@@ -20,8 +20,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Complex, Float, Int, PyTree
+from jaxtyping import Array, Bool, Complex, Float, Inexact, Int, PyTree, Real
 
+from ._flips2d import Transform, check_connected
 from ._wavefunction import AbstractAutoregressiveSpinState
 
 __all__ = ["FixedMagnetization"]
@@ -135,6 +136,41 @@ class FixedMagnetization(AbstractAutoregressiveSpinState):
         pick = lambda t: jnp.take_along_axis(t, x[..., None], axis=-1)[..., 0].sum(-1)
         out = pick(log_mod) if phase is None else jax.lax.complex(pick(log_mod), pick(phase))
         return out.reshape(batch)
+
+    # ----- connected configurations (local energies) ------------------------------------------
+
+    @property
+    def has_connected_path(self) -> bool:
+        """Whether the wrapped model has an incremental `log_psi_connected` (e.g. `ARConv2D`)."""
+        return bool(getattr(self.model, "has_connected_path", False))
+
+    def log_psi_connected(
+        self,
+        sigma: Real[Array, "batch sites"],
+        sigma_p: Real[Array, "batch conn sites"],
+        *,
+        active: Bool[Array, "batch conn"] | None = None,
+        transform: Transform | None = None,
+        max_configurations: int = 256,
+    ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
+        """log ψ̃(σ) and log ψ̃(σ'_k) through the wrapped model's incremental path, with the
+        forced conditionals as a per-site rewrite of its log-moduli (then `transform`, if any).
+        Arguments as `ARConv2D.log_psi_connected`; `log_psi` is the reference."""
+        if not self.has_connected_path:
+            raise TypeError(
+                f"The wrapped {type(self.model).__name__} has no incremental `log_psi_connected`; "
+                "use `log_psi` on the connected configurations (local_energies(..., "
+                "incremental=False))."
+            )
+        check_connected(self.n_sites, sigma, sigma_p, active)
+
+        def masked(x: Array, log_mod: Array) -> Array:
+            log_mod = 0.5 * jax.vmap(self._masked)(x, 2 * log_mod)
+            return log_mod if transform is None else transform(x, log_mod)
+
+        return self.model.log_psi_connected(
+            sigma, sigma_p, active=active, transform=masked, max_configurations=max_configurations
+        )
 
     # ----- cached path -------------------------------------------------------------------------
 

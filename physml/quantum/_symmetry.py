@@ -23,10 +23,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Complex, Float, Int
+from jaxtyping import Array, Bool, Complex, Float, Inexact, Int, Real
 
 from ..kernels._validate import check_key, check_positive_int
 from ._arconv2d import lattice_shape
+from ._flips2d import check_connected
 from ._wavefunction import AbstractAutoregressiveSpinState, AbstractSpinState
 
 __all__ = ["Symmetrized", "check_group", "lattice_group"]
@@ -170,13 +171,53 @@ class Symmetrized(AbstractSpinState):
                 f"`sigma` has {sigma.shape[-1]} sites on its last axis, the model {self.n_sites}."
             )
         images = self.to_spins(self._orbit(self.to_indices(sigma)))
-        lp = self.model.log_psi(images, per_sample=per_sample)  # (*batch, |G|)
+        return self._combine(self.model.log_psi(images, per_sample=per_sample))
+
+    def _combine(self, lp: Inexact[Array, "*batch group"]) -> Inexact[Array, "*batch"]:
+        """log ψ_G from the model's log ψ(gσ) over the group (last axis)."""
         log_mod = 0.5 * (jax.nn.logsumexp(2 * jnp.real(lp), axis=-1) - math.log(self.group_size))
         if self.positive:
             return log_mod
         phi = jnp.imag(lp)
         phase = jnp.arctan2(jnp.sum(jnp.sin(phi), axis=-1), jnp.sum(jnp.cos(phi), axis=-1))
         return jax.lax.complex(log_mod, phase)
+
+    @property
+    def has_connected_path(self) -> bool:
+        """Whether the wrapped model has an incremental `log_psi_connected` (e.g. `ARConv2D`)."""
+        return bool(getattr(self.model, "has_connected_path", False))
+
+    def log_psi_connected(
+        self,
+        sigma: Real[Array, "batch sites"],
+        sigma_p: Real[Array, "batch conn sites"],
+        *,
+        active: Bool[Array, "batch conn"] | None = None,
+        max_configurations: int = 256,
+    ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
+        """log ψ_G(σ) and log ψ_G(σ'_k): each image gσ'_k differs from gσ where σ'_k differs
+        from σ (moved by g), so the wrapped model's incremental path evaluates it against gσ.
+        Arguments as `ARConv2D.log_psi_connected` (an inactive σ'_k gets log ψ_G(σ));
+        `log_psi` is the reference."""
+        if not self.has_connected_path:
+            raise TypeError(
+                f"The wrapped {type(self.model).__name__} has no incremental `log_psi_connected`; "
+                "use `log_psi` on the connected configurations (local_energies(..., "
+                "incremental=False))."
+            )
+        check_connected(self.n_sites, sigma, sigma_p, active)
+        (b, k, n), g = sigma_p.shape, self.group_size
+        images = self.to_spins(self._orbit(self.to_indices(sigma))).reshape(b * g, n)
+        images_p = self.to_spins(self._orbit(self.to_indices(sigma_p)))  # (b, k, g, n)
+        images_p = images_p.transpose(0, 2, 1, 3).reshape(b * g, k, n)
+        if active is not None:
+            active = jnp.broadcast_to(active[:, None], (b, g, k)).reshape(b * g, k)
+        lp, lp_p = self.model.log_psi_connected(
+            images, images_p, active=active, max_configurations=max_configurations
+        )
+        return self._combine(lp.reshape(b, g)), self._combine(
+            lp_p.reshape(b, g, k).transpose(0, 2, 1)
+        )
 
     def sample(self, n_samples: int, *, key: Any, shard: bool = True) -> Int[Array, "batch sites"]:
         """`n_samples` exact samples of |ψ_G|² as local-state indices (int32).

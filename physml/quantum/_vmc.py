@@ -32,6 +32,9 @@ from ._wavefunction import AbstractSpinState, check_spin_state
 
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
+# Network passes per sample chunk of the incremental path (see `_log_psi_incremental`).
+_INCREMENTAL_PASSES = 16_384
+
 
 def draw_samples(
     model: AbstractSpinState, n_samples: int, *, key: Any, shard: bool = False
@@ -123,6 +126,34 @@ def _log_psi_chunked(model: AbstractSpinState, sigma_p: Array, max_configuration
     return out.reshape(n_chunks * per_chunk, conn)[:batch]
 
 
+def _log_psi_incremental(
+    model: AbstractSpinState,
+    sigma: Array,
+    sigma_p: Array,
+    active: Array,
+    max_configurations: int,
+) -> tuple[Array, Array]:
+    """`model.log_psi_connected` in `lax.map` chunks of samples of about
+    `_INCREMENTAL_PASSES` network passes each (bounded memory, even chunks)."""
+    batch, conn = sigma_p.shape[:2]
+    run = lambda s, sp, a: model.log_psi_connected(
+        s, sp, active=a, max_configurations=max_configurations
+    )
+    n_chunks = -(-batch * conn * model.passes_per_configuration // _INCREMENTAL_PASSES)
+    if n_chunks <= 1:
+        return run(sigma, sigma_p, active)
+    per_chunk = -(-batch // n_chunks)
+    pad = n_chunks * per_chunk - batch
+    # Padding repeats the first sample with every connection inactive: one reference pass each.
+    padded = [
+        jnp.concatenate([a, jnp.broadcast_to(fill, (pad, *a.shape[1:]))])
+        for a, fill in ((sigma, sigma[:1]), (sigma_p, sigma_p[:1]), (active, False))
+    ]
+    chunks = [a.reshape(n_chunks, per_chunk, *a.shape[1:]) for a in padded]
+    log_psi, log_psi_p = jax.lax.map(lambda c: run(*c), chunks)
+    return log_psi.reshape(-1)[:batch], log_psi_p.reshape(-1, conn)[:batch]
+
+
 def local_energies(
     model: AbstractSpinState,
     hamiltonian: Any,
@@ -130,6 +161,7 @@ def local_energies(
     log_psi: Inexact[Array, " batch"] | None = None,
     *,
     single_flip: bool | None = None,
+    incremental: bool | None = None,
     max_configurations: int = 256,
 ) -> Inexact[Array, " batch"]:
     """E_loc(σ) = Σ_σ' H_σσ' ψ(σ')/ψ(σ) for a batch of spin configurations (jit-friendly).
@@ -144,6 +176,13 @@ def local_energies(
             (`log_psi_single_flips`: the same values for ~N/R times less work). `None`: on for
             NetKet's `IsingJax` with an `ARConv1D`. A violation is reported by `eqx.error_if`
             at run time.
+        incremental: evaluate ψ(σ') with the model's `log_psi_connected`, which recomputes
+            only what the change from σ reaches (for `ARConv2D`, plain or wrapped in
+            `FixedMagnetization` / `Symmetrized`: the rows at and below the first changed
+            one), and skips connections with a zero matrix element. The same values as the
+            full pass (`False`) to round-off. `None`: on where the model has such a path
+            (`has_connected_path`) and `single_flip` is off; `True` on a model without one
+            raises a ValueError.
         max_configurations: evaluate ψ on the connected configurations in chunks of at most
             this many network passes (`model.passes_per_configuration` per configuration, at
             least one sample per chunk), one `lax.map` step each, through the `per_sample=True`
@@ -160,6 +199,7 @@ def local_energies(
         sigma,
         log_psi,
         single_flip=single_flip,
+        incremental=incremental,
         max_configurations=max_configurations,
     )
     return _sum_connected(mels, log_psi, log_psi_p)
@@ -172,13 +212,23 @@ def _connected(
     log_psi: Array | None = None,
     *,
     single_flip: bool | None = None,
+    incremental: bool | None = None,
     max_configurations: int = 256,
 ) -> tuple[Array, Array, Array, Array]:
     """The configurations σ' that H connects σ to, H_σσ', log ψ(σ) and log ψ(σ') (the
-    arguments of `local_energies`)."""
+    arguments of `local_energies`; log ψ(σ') is log ψ(σ) where H_σσ' = 0 on the incremental
+    path)."""
     if single_flip is None:
         # The receptive-field shortcut is specific to the 1D masked convolutions.
         single_flip = isinstance(hamiltonian, nk.operator.IsingJax) and isinstance(model, ARConv1D)
+    has_path = bool(getattr(model, "has_connected_path", False))
+    if incremental and not has_path:
+        raise ValueError(
+            f"`incremental=True` needs a model with an incremental `log_psi_connected` (ARConv2D, "
+            f"plain or wrapped), got {type(model).__name__}; use `incremental=None` or False."
+        )
+    if incremental is None:
+        incremental = has_path and not single_flip
     with jax.ensure_compile_time_eval():
         # NetKet builds a JAX operator's tables lazily, on first use. Built inside this trace
         # they would be tracers cached on the operator, and the next trace that uses it fails
@@ -199,6 +249,10 @@ def _connected(
             jnp.any((n_changed > 1) & (mels != 0)),
             "`single_flip=True` but the Hamiltonian connects configurations that differ in "
             "more than one site; use `single_flip=False`.",
+        )
+    elif incremental:
+        log_psi, log_psi_p = _log_psi_incremental(
+            model, sigma, sigma_p, mels != 0, max_configurations
         )
     else:
         if log_psi is None:
