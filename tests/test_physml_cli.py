@@ -72,7 +72,7 @@ def no_work(monkeypatch):
 
     for module, name in [
         (vehicle_cli, "collect"),
-        (vehicle_cli, "identify"),
+        (vehicle_cli, "identify_tire"),
         (vehicle_cli, "run_drift"),
         (vehicle_cli, "drive"),
         (drift_run, "fit_model"),
@@ -127,6 +127,9 @@ def _text_file(tmp_path):
         ("ground-state --h inf", "argument --h: must be finite, got 'inf'"),
         ("ground-state --features 0", "argument --features: must be > 0, got '0'"),
         ("ground-state --dilations 1 0 2", "argument --dilations: must be > 0, got '0'"),
+        ("ground-state --time-limit 0", "argument --time-limit: must be > 0, got '0'"),
+        ("ground-state --hold-fraction 2", "argument --hold-fraction: must be in [0, 1], got '2'"),
+        ("ground-state --final-lr -1", "argument --final-lr: must be > 0, got '-1'"),
         # physml's own checks at the boundary, before training
         ("ground-state --symmetry d4 --sites 6", "--symmetry d4 needs --lattice square"),
         ("ground-state --model heisenberg --lattice square --L 2 --pbc", "at least 3"),
@@ -307,10 +310,10 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     monkeypatch.setattr(vehicle_cli, "_report_drift", lambda *a: 0)
     for module, name in [
         (vehicle_cli, "collect"),
-        (vehicle_cli, "identify"),
+        (vehicle_cli, "identify_tire"),
         (drift_run, "collect"),
         (drift_run, "fit_model"),
-        (drift_run, "identify"),
+        (drift_run, "identify_tire"),
     ]:
         monkeypatch.setattr(module, name, refuse)
     argv = ["drift", "--log", str(tmp_path / "train_log.npz"), "--model"]

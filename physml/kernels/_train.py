@@ -132,11 +132,11 @@ def train_step(
 
 
 def hold_cosine_schedule(
-    learning_rate: float,
+    learning_rate: float | int,
     steps: int,
     *,
-    final_learning_rate: float | None = None,
-    hold_fraction: float = 0.5,
+    final_learning_rate: float | int | None = None,
+    hold_fraction: float | int = 0.5,
 ) -> optax.Schedule:
     """A step-indexed learning rate: `learning_rate` held for the first ⌊hold_fraction·steps⌋
     steps, then cosine-decayed to `final_learning_rate` at step `steps` (and held there):
@@ -174,7 +174,7 @@ class TimeLimit:
         message: what `fit` quotes in its `stop_reason`.
     """
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float | int):
         self.seconds = check_positive_number(seconds, "seconds")
         self.message = f"wall-time limit of {self.seconds:g} s"
         self._start = self._last = time.perf_counter()

@@ -28,7 +28,7 @@ def _with(path: Path, suffix: str) -> Path:
     return path.parent / (path.name + suffix)
 
 
-def v_score(energy: float, variance: float, n_sites: int) -> float | None:
+def v_score(energy: float | int, variance: float | int, n_sites: int) -> float | None:
     """The V-score N·Var(E)/(E − E_∞)² of a variational energy estimate, with E_∞ = 0 (Wu et
     al., "Variational benchmarks for quantum many-body problems", Science 386, 296 (2024),
     eq. 1; E_∞ = 0 for Hamiltonians without a constant term, as the TFIM and Heisenberg here).

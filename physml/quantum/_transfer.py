@@ -41,7 +41,7 @@ def transfer(
     model: Any,
     shape: Any,
     *,
-    add_layers: int = 0,
+    add_layers: int | None = 0,
     dilations: Sequence[int] | None = None,
     permutations: Any = None,
 ) -> Any:
@@ -55,7 +55,8 @@ def transfer(
         add_layers: residual layers (>= 0) appended after the trained ones, with zero kernels
             and biases: the function is unchanged (needs activation(0) = 0, as GELU, tanh and
             ReLU have) and the receptive field grows by p = k // 2 per layer (2D) or
-            (k − 1)·d (a chain layer of dilation d).
+            (k − 1)·d (a chain layer of dilation d). None: the fewest that cover the target
+            lattice (0 if the trained layers do).
         dilations: `ARConv1D` only: one dilation per added layer; default: doubling from the
             last trained one (d, 2d, 4d, …).
         permutations: `Symmetrized` only: the group on the target lattice ((|G|, N') ints, as
@@ -78,15 +79,17 @@ def transfer(
         ValueError, TypeError: an argument of the wrong kind (an unknown model, a group not
             recognised without `permutations`, an impossible magnetisation, ...).
     """
-    if isinstance(add_layers, bool) or not isinstance(add_layers, (int, np.integer)):
-        raise TypeError(f"`add_layers` must be an int >= 0, got {add_layers!r}.")
-    if add_layers < 0:
-        raise ValueError(f"`add_layers` must be >= 0, got {add_layers}.")
+    if add_layers is not None:
+        if isinstance(add_layers, bool) or not isinstance(add_layers, (int, np.integer)):
+            raise TypeError(f"`add_layers` must be an int >= 0 or None, got {add_layers!r}.")
+        if add_layers < 0:
+            raise ValueError(f"`add_layers` must be >= 0, got {add_layers}.")
+        add_layers = int(add_layers)
     if dilations is not None and not isinstance(_network(model), ARConv1D):
         raise ValueError("`dilations` applies to an `ARConv1D` network only.")
     if permutations is not None and not isinstance(model, Symmetrized):
         raise ValueError("`permutations` applies to a `Symmetrized` model only.")
-    return _rebuild(model, shape, int(add_layers), dilations, permutations)
+    return _rebuild(model, shape, add_layers, dilations, permutations)
 
 
 def _network(model: Any) -> Any:
@@ -172,10 +175,12 @@ def _copy_arrays(old: Any, new: Any) -> Any:
     return eqx.combine(jtu.tree_unflatten(treedef, out), rest)
 
 
-def _transfer_2d(net: ARConv2D, shape: Any, add_layers: int) -> ARConv2D:
+def _transfer_2d(net: ARConv2D, shape: Any, add_layers: int | None) -> ARConv2D:
     l1, l2 = lattice_shape(shape)
     p = net.kernel_size // 2
     need = max(l2 - 1, l1 - 2, 0)
+    if add_layers is None:
+        add_layers = max(math.ceil(need / p) - net.layers, 0)
     layers = net.layers + add_layers
     if layers * p < need:
         raise ReceptiveFieldError(
@@ -200,13 +205,29 @@ def _transfer_2d(net: ARConv2D, shape: Any, add_layers: int) -> ARConv2D:
     return _copy_arrays(net, new)
 
 
+def _doubling(net: ARConv1D, n: int) -> tuple[int, ...]:
+    return tuple(net.dilations[-1] * 2 ** (i + 1) for i in range(n))
+
+
 def _transfer_1d(
-    net: ARConv1D, n_sites: Any, add_layers: int, dilations: Sequence[int] | None
+    net: ARConv1D, n_sites: Any, add_layers: int | None, dilations: Sequence[int] | None
 ) -> ARConv1D:
     if isinstance(n_sites, bool) or not isinstance(n_sites, (int, np.integer)) or n_sites < 1:
         raise ValueError(f"The target of an ARConv1D is a number of sites >= 1, got {n_sites!r}.")
+
+    def seen(ds: tuple[int, ...]) -> int:  # earlier sites the last conditional sees
+        return 1 + (net.kernel_size - 1) * sum(ds)
+
+    if add_layers is None and dilations is not None:
+        add_layers = len(dilations)
+    elif add_layers is None:
+        add_layers = 0
+        while (
+            net.kernel_size > 1 and seen(net.dilations + _doubling(net, add_layers)) < n_sites - 1
+        ):
+            add_layers += 1
     if dilations is None:
-        dilations = tuple(net.dilations[-1] * 2 ** (i + 1) for i in range(add_layers))
+        dilations = _doubling(net, add_layers)
     dilations = tuple(dilations)
     if len(dilations) != add_layers or any(
         isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1 for d in dilations
@@ -216,11 +237,11 @@ def _transfer_1d(
             f"{dilations!r}."
         )
     all_dilations = net.dilations + tuple(int(d) for d in dilations)
-    seen = 1 + (net.kernel_size - 1) * sum(all_dilations)
-    if seen < n_sites - 1:
+    if seen(all_dilations) < n_sites - 1:
         raise ReceptiveFieldError(
             f"The ARConv1D (kernel {net.kernel_size}, dilations {all_dilations}) sees "
-            f"{seen} earlier sites, but on {n_sites} sites the last must see {n_sites - 1} "
+            f"{seen(all_dilations)} earlier sites, but on {n_sites} sites the last must see "
+            f"{n_sites - 1} "
             "(1 + (k − 1)·Σ dilations >= N − 1): add layers (`add_layers`, `dilations`)."
         )
     if add_layers:

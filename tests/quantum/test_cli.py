@@ -50,6 +50,10 @@ def test_ground_state_subcommand_writes_result_and_plot(tmp_path, capsys):
     assert math.isclose(summary["exact"], -6.3846945636, rel_tol=1e-10)  # closed form
     assert (tmp_path / "tfim_N6_periodic_h0.5.png").stat().st_size > 0
     assert len(data["history"]) == 2
+    # The V-score N·Var/E² beside the relative error, on stdout and in the JSON.
+    assert "V-score" in printed
+    s = data["summary"]
+    assert math.isclose(s["v_score"], 6 * s["variance"] / s["energy"] ** 2, rel_tol=1e-12)
 
 
 def test_demo_returns_numbers():
@@ -140,6 +144,22 @@ def test_ground_state_on_a_full_disk_prints_the_energy_and_keeps_the_old_plot(
     with pytest.raises(OutputWriteError) as info:
         run_ground_state(args)
     assert math.isfinite(info.value.result["energy"])  # the finished work comes with the error
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resume_finishes(tmp_path, capsys):
+    argv = [
+        "ground-state",
+        *_TINY.replace("--steps 2", "--steps 3").split(),
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--time-limit", "1e-9"]) == 0
+    assert "stopped early (1 of 3 steps)" in capsys.readouterr().out
+    assert (tmp_path / "tfim_N6_periodic_h0.5_state.eqx").is_file()
+    assert main([*argv, "--resume"]) == 0
+    assert "stopped early" not in capsys.readouterr().out
+    summary = json.loads((tmp_path / "tfim_N6_periodic_h0.5.json").read_text())["summary"]
+    assert summary["n_steps"] == 3 and summary["stop_reason"] is None
 
 
 def test_ground_state_unwritable_out_is_refused_before_training(monkeypatch):
