@@ -21,6 +21,7 @@ from physml.quantum import _cli as quantum_cli
 from physml.vehicle import (
     DriftPlant,
     DriveLog,
+    IdentificationResult,
     _cli as vehicle_cli,
     _drift_run as drift_run,
     make_model,
@@ -113,6 +114,8 @@ def _text_file(tmp_path):
         ("sysid --minutes nan", "argument --minutes: must be >= 0.1 min, got 'nan'"),
         ("sysid --seed -1", "argument --seed: must be in [0, 4294967295], got '-1'"),
         ("sysid --tire slick", "argument --tire: invalid choice: 'slick'"),
+        ("sysid --log run.csv", "--log and --columns go together"),
+        ("sysid --log run.csv --columns map.json", "--log 'run.csv': no such file"),
         # drift: the sideslip in the degrees the user typed, not radians
         ("drift --sideslip 100", "argument --sideslip: must be in (0, 90) deg, got '100'"),
         ("drift --radius 0", "argument --radius: must be > 0 m, got '0'"),
@@ -357,3 +360,90 @@ def test_sysid_then_drift_round_trip_on_a_tiny_run(tmp_path, capsys):
     assert summary["runs"]["fiala"]["identification"]["loaded"] is True
     assert summary["minutes"] == pytest.approx(0.1, abs=0.01)  # the log's own length
     assert "[drift] collecting" not in capsys.readouterr().out
+
+
+# -- sysid --log FILE.csv --columns MAP.json ----------------------------------------------------
+
+_COLUMNS = {
+    "time": {"column": "t_ms", "unit": "ms"},
+    "steering": {"column": "hw", "unit": "deg", "ratio": 15.0},
+    "yaw_rate": {"column": "gyro", "unit": "deg/s"},
+    "vx": {"column": "vx", "unit": "km/h"},
+    "vy": {"column": "vy", "unit": "km/h"},
+    "wheel_speed": {"column": "ws", "unit": "rpm"},
+    "throttle": {"column": "pedal", "unit": "%"},
+    "vehicle": {"mass_kg": 1500.0, "wheel_radius_m": 0.33},
+}
+
+
+def _table(tmp_path, seconds=12.0, rate_hz=25.0, columns=_COLUMNS):
+    """A driving table at `rate_hz` with smooth made-up signals, and its column map."""
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    cols = {
+        "t_ms": 1e3 * t,
+        "hw": 30 * np.sin(t),
+        "gyro": 20 * np.cos(t),
+        "vx": 40 + 5 * np.sin(0.3 * t),
+        "vy": 8 * np.sin(0.5 * t),
+        "ws": 350 + 40 * np.sin(0.3 * t),
+        "pedal": 30 + 10 * np.sin(0.7 * t),
+    }
+    lines = [",".join(cols)] + [
+        ",".join(repr(float(cols[c][k])) for c in cols) for k in range(t.size)
+    ]
+    (tmp_path / "run.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "map.json").write_text(json.dumps(columns))
+    return str(tmp_path / "run.csv"), str(tmp_path / "map.json")
+
+
+def test_sysid_from_a_table_identifies_on_its_first_part_and_reports_on_the_rest(
+    tmp_path, monkeypatch, capsys
+):
+    """`sysid --log --columns`: the table's first part goes to the recipe with the schema's
+    car (throttle: an affine drive map), the held-out table is printed for the last
+    --heldout-minutes, and the saved model (its drive map recorded) reloads. The fit itself is
+    replaced (the recipe is tested in tests/vehicle)."""
+    seen = {}
+
+    def fake_identify_tire(data, tire, *, key, params, steps, progress):
+        seen.update(data=data, tire=tire, params=params, steps=steps)
+        model = make_model(tire, key=key, params=params)
+        return IdentificationResult(model, {"steps": steps, "best_step": 0}, [])
+
+    monkeypatch.setattr(vehicle_cli, "identify_tire", fake_identify_tire)
+    log, columns = _table(tmp_path)
+    out = tmp_path / "out"
+    argv = ["sysid", "--log", log, "--columns", columns, "--tire", "fiala", "--steps", "7"]
+    code, stdout, err, _ = _run([*argv, "--heldout-minutes", "0.1", "--out", str(out)], capsys)
+    assert code == 0, err
+    train = seen["data"]
+    assert seen["tire"] == "fiala" and seen["steps"] == 7
+    assert train.duration_s == pytest.approx(12.0 - 6.0 - 0.04, abs=0.011)
+    assert float(seen["params"].mass_kg) == 1500.0
+    assert float(seen["params"].torque_offset_nm) == 0.0  # a throttle: affine map learned
+    assert "omega_r [rad/s]" in stdout and "fiala" in stdout
+    summary = json.loads((out / "sysid_summary.json").read_text())
+    assert summary["log_file"] == log and summary["drive_map"]["torque_offset_nm"] == 0.0
+    assert set(summary["heldout_rmse"]) == {"0.5s", "1s", "2s"}
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["drive_map"] == "affine"
+    loaded, _ = vehicle_cli.load_model(out / "model.eqx", DriftPlant())
+    assert float(loaded.params.mass_kg) == 1500.0 and loaded.params.torque_offset_nm is not None
+
+
+@pytest.mark.parametrize(
+    "change, heldout, message",
+    [
+        ({"yaw_rate": {"column": "gyro_z", "unit": "deg/s"}}, "0.1", "has no column 'gyro_z'"),
+        ({"vx": {"column": "vx", "unit": "kph"}}, "0.1", "unit 'kph' does not parse"),
+        ({}, "0.2", "leaves 0 unflagged 0.2-s windows before its last --heldout-minutes 0.2"),
+    ],
+)
+def test_sysid_refuses_a_bad_table_before_any_work(
+    tmp_path, no_work, capsys, change, heldout, message
+):
+    log, columns = _table(tmp_path, columns={**_COLUMNS, **change})
+    argv = ["sysid", "--log", log, "--columns", columns, "--heldout-minutes", heldout]
+    code, _, err, _ = _run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert message in err and ("run.csv" in err or "map.json" in err), err

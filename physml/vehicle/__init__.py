@@ -11,6 +11,8 @@ them all", CoRL 2024, appendix A.
 - the plant (CommonRoad `vehicle_dynamics_std` in JAX) with actuators and sensors, and the
   3-minute data: `DriftPlant` (state indices `IX` … `IOMEGAR`), `plant_tire_forces`,
   `Actuators`, `Sensors`, `collect`, `DriveLog`, `save_log`, `load_log`;
+- a user's own log: `read_table` reads a CSV with their column names, units and rate as a
+  `DriveLog`, by a `TableSchema` (a JSON column mapping; `UNITS`);
 - drift references: `Donut`, `FigureEight`, `TabulatedPath` (with `pose` and `project` onto
   path coordinates), the model's steady drifts with their stability, `solve_equilibrium`
   (within the car's own input limits and top speed by default; `equilibrium_guess` for
@@ -24,8 +26,10 @@ them all", CoRL 2024, appendix A.
   `run_drift` (`DriftRunResult`, `format_drift_table`; `models=` for models built earlier),
   its steps `fit_model` (a label's model: nominal or identified) and `drive` (one model on
   one path);
-- identification: `identify`, `make_model` (with `data=` for an initialisation from the log's
-  axle forces, `axle_force_estimates` / `fit_tires_to_forces`), `trainable_spec`,
+- identification: the recipe `identify_tire` (a log and a tyre name to an identified model, the
+  same from the API, the CLI and the benchmarks) over `identify`, `make_model` (with `data=`
+  for an initialisation from the log's axle forces, `axle_force_estimates` /
+  `fit_tires_to_forces`; `fit_drive_map` for an affine drive map), `trainable_spec`,
   `window_starts`, `identify_bayes`; held-out metrics `rollout_rmse`, `format_rmse_table`.
 """
 
@@ -73,6 +77,7 @@ from ._data.stabiliser import (
     design_drift_stabiliser as design_drift_stabiliser,
     drift_equilibrium as drift_equilibrium,
 )
+from ._data.table import UNITS as UNITS, TableSchema as TableSchema, read_table as read_table
 from ._drift_run import (
     DriftRunResult as DriftRunResult,
     drive as drive,
@@ -111,6 +116,7 @@ from ._sysid.bayes import BayesResult as BayesResult, identify_bayes as identify
 from ._sysid.force_estimates import (
     ForceEstimates as ForceEstimates,
     axle_force_estimates as axle_force_estimates,
+    fit_drive_map as fit_drive_map,
     fit_tires_to_forces as fit_tires_to_forces,
 )
 from ._sysid.identify import (
@@ -127,6 +133,7 @@ from ._sysid.metrics import (
     rollout_errors as rollout_errors,
     rollout_rmse as rollout_rmse,
 )
+from ._sysid.recipe import identify_tire as identify_tire
 from ._tires.base import AbstractTireModel as AbstractTireModel
 from ._tires.exptanh import ExpTanh as ExpTanh, NeuralExpTanh as NeuralExpTanh
 from ._tires.fiala import Fiala as Fiala

@@ -1,8 +1,10 @@
 """`physml sysid`, `physml drift` and the vehicle half of `physml demo`.
 
-- sysid: collect → identify → held-out report; with `--out DIR`, the identified model
-  (`model.eqx`, `eqx.tree_serialise_leaves`, described by `model.json`), the training log
-  (`train_log.npz`) and `sysid_summary.json`;
+- sysid: collect → identify → held-out report, or with `--log FILE.csv --columns MAP.json` a
+  user's own table (`read_table`) → identify on its first part → held-out report on its last
+  `--heldout-minutes`; with `--out DIR`, the identified model (`model.eqx`,
+  `eqx.tree_serialise_leaves`, described by `model.json`), the training log (`train_log.npz`)
+  and `sysid_summary.json`. Both identify by the one recipe, `identify_tire`;
 - drift: collect → identify → the drift MPC on the plant along a donut or a figure-eight
   (`_drift_run.py`), optionally comparing the chosen tyre with an identified Fiala and the
   un-identified nominal model; `--log` / `--model` reuse what `sysid --out` saved;
@@ -16,6 +18,7 @@ Every argument, input file and output folder is checked before any work (`prepar
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata as md
 import json
 import os
@@ -39,6 +42,7 @@ from ..kernels import (
 )
 from ._data.collect import collect
 from ._data.log import DriveLog, LogFormatError, load_log, save_log
+from ._data.table import TableSchema, read_table
 from ._drift_run import (
     NOMINAL,
     PATHS,
@@ -47,10 +51,12 @@ from ._drift_run import (
     make_path,
     run_drift,
 )
+from ._model.params import VehicleParams
 from ._model.single_track import SingleTrackModel
 from ._plant.dynamics import DriftPlant
-from ._sysid.identify import identify, make_model, params_from_plant
-from ._sysid.metrics import format_rmse_table, rollout_rmse
+from ._sysid.identify import make_model, params_from_plant, window_starts
+from ._sysid.metrics import HORIZONS_S, format_rmse_table, rollout_rmse
+from ._sysid.recipe import identify_tire
 from ._tires.registry import TIRES
 from .plot import plot_comparison, plot_drift
 
@@ -97,21 +103,34 @@ def run_sysid(
 def _sysid(tire, minutes, heldout_minutes, steps, seed, progress):
     plant = DriftPlant()
     key = jax.random.key(seed)
-    k_train, k_held, k_model, k_fit = jax.random.split(key, 4)
+    k_train, k_held, k_model, _ = jax.random.split(key, 4)
     t0 = time.perf_counter()
     log = collect(plant, minutes, key=k_train)
     held = collect(plant, heldout_minutes, key=k_held, mix="heldout")
     t_collect = time.perf_counter() - t0
-    model = make_model(tire, key=k_model, params=params_from_plant(plant))
-    fitted = identify(log, model, key=k_fit, steps=steps, progress=progress)
+    params = params_from_plant(plant)
+    fitted = identify_tire(log, tire, key=k_model, params=params, steps=steps, progress=progress)
+    summary = _summary(tire, log, held, fitted)
+    summary.update(minutes=minutes, heldout_minutes=heldout_minutes)
+    summary["collect_wall_time_s"] = round(t_collect, 2)
+    return summary, plant, log, fitted.model
+
+
+def _summary(tire, log, held, fitted) -> dict:
+    """The summary of a sysid run (printing the held-out table)."""
     rmse = rollout_rmse(fitted.model, held)
     beta = (log.state if log.state_true is None else log.state_true)[:, 2]
     drift_s = float(np.sum(np.abs(beta) > np.radians(15.0)) * np.median(np.diff(log.time_s)))
+    p = fitted.model.params
     summary = {
         "tire": tire,
-        "minutes": minutes,
+        "minutes": round(log.duration_s / 60.0, 4),
+        "heldout_minutes": round(held.duration_s / 60.0, 4),
         "seconds_with_abs_beta_gt_15deg": drift_s,
-        "collect_wall_time_s": round(t_collect, 2),
+        "drive_map": {
+            "torque_gain": float(p.torque_gain),
+            "torque_offset_nm": None if p.torque_offset_nm is None else float(p.torque_offset_nm),
+        },
         "identify": {k: v for k, v in fitted.report.items() if k != "scale"},
         "heldout_rmse": {
             f"{h:g}s": dict(
@@ -125,7 +144,44 @@ def _sysid(tire, minutes, heldout_minutes, steps, seed, progress):
         },
     }
     print(format_rmse_table({tire: rmse}))
-    return summary, plant, log, fitted.model
+    return summary
+
+
+def read_user_log(
+    file: str | Path, columns: str | Path, heldout_minutes: float
+) -> tuple[DriveLog, DriveLog, VehicleParams]:
+    """(training part, held-out last `heldout_minutes`, the car's parameters) of the CSV table
+    `file` read by the schema in the JSON file `columns` (`TableSchema`, `read_table`). Raises
+    `FileNotFoundError` or `LogFormatError` (naming the file) before any work when a file is
+    missing or malformed, or a part is too short to identify or to evaluate on."""
+    for flag, name in (("--log", file), ("--columns", columns)):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"{flag} {str(name)!r}: no such file.")
+    schema = TableSchema.from_json(columns)
+    log = read_table(file, schema)
+    cut = float(log.time_s[-1]) - 60.0 * heldout_minutes
+    train_starts = window_starts(log.flags, 0, int(np.searchsorted(log.time_s, cut)), 20)
+    if train_starts.size < 100:
+        raise LogFormatError(
+            f"--log {str(file)!r}: {log.duration_s:.1f} s at 100 Hz leaves {train_starts.size} "
+            f"unflagged 0.2-s windows before its last --heldout-minutes {heldout_minutes:g} "
+            "min; identification needs >= 100 (a longer log or fewer held-out minutes)."
+        )
+    held = log.window(cut, np.inf)
+    h_max = round(max(HORIZONS_S) * 100)
+    if window_starts(held.flags, 0, held.n_samples, h_max).size == 0:
+        raise LogFormatError(
+            f"--log {str(file)!r}: its last {heldout_minutes:g} min hold no {max(HORIZONS_S):g}-s "
+            "stretch without a gap, which the held-out table needs; pass more --heldout-minutes."
+        )
+    return log.window(log.time_s[0], cut), held, schema.vehicle_params()
+
+
+def _sysid_table(tire, train, held, params, steps, seed, progress):
+    fitted = identify_tire(
+        train, tire, key=jax.random.key(seed), params=params, steps=steps, progress=progress
+    )
+    return _summary(tire, train, held, fitted), fitted.model
 
 
 def sysid_outputs(
@@ -144,11 +200,12 @@ def sysid_outputs(
         "tire": summary["tire"],
         "seed": seed,
         "speed_floor_mps": model.speed_floor_mps,
+        "drive_map": "gain" if model.params.torque_offset_nm is None else "affine",
         "parameters": "model.eqx",
         "train_log": "train_log.npz",
         "rebuild": "like = make_model(tire, key=jax.random.key(0), speed_floor_mps="
-        "speed_floor_mps, params=params_from_plant(DriftPlant())); "
-        "model = physml.kernels.load_tree('model.eqx', like)",
+        "speed_floor_mps, params=VehicleParams(torque_offset_nm=0.0 if drive_map == 'affine' "
+        "else None)); model = physml.kernels.load_tree('model.eqx', like)",
         "identify": summary["identify"],
     }
     text = lambda obj: json.dumps(obj, indent=2, default=_json_default)
@@ -196,15 +253,31 @@ def demo(seed: int = 0, quick: bool = False) -> dict:
 
 
 def prepare_sysid(args: argparse.Namespace) -> Callable[[], int]:
-    """`physml sysid`: check the output folder before any work; return the work (collect,
-    identify, report; write `--out`'s files, exit status 1 if one could not be written)."""
+    """`physml sysid`: check the output folder, and `--log` / `--columns` (read and validated
+    here), before any work; return the work (collect or take the table, identify, report;
+    write `--out`'s files, exit status 1 if one could not be written)."""
+    # As `physml drift`: the identification runs in float64 (the wheel-speed mode is stiff).
+    jax.config.update("jax_enable_x64", True)
+    if (args.log is None) != (args.columns is None):
+        raise ValueError(
+            "--log and --columns go together: a CSV table and the JSON file that maps its "
+            "columns (see physml.vehicle.TableSchema)."
+        )
     if args.out is not None:
         check_writable(args.out, kind="dir", name="--out")
+    table = None
+    if args.log is not None:
+        table = read_user_log(args.log, args.columns, args.heldout_minutes)
 
     def work() -> int:
-        summary, _, log, model = _sysid(
-            args.tire, args.minutes, args.heldout_minutes, args.steps, args.seed, True
-        )
+        if table is None:
+            summary, _, log, model = _sysid(
+                args.tire, args.minutes, args.heldout_minutes, args.steps, args.seed, True
+            )
+        else:
+            log, held, params = table
+            summary, model = _sysid_table(args.tire, log, held, params, args.steps, args.seed, True)
+            summary["log_file"] = str(args.log)
         print(json.dumps(summary["identify"], indent=2, default=str))
         if args.out is None:
             return 0
@@ -278,10 +351,13 @@ def load_model(file: str | Path, plant: DriftPlant) -> tuple[SingleTrackModel, d
             f"{meta.get('tire')!r}; this physml reads version {MODEL_FORMAT_VERSION} with a "
             f"tyre of {TIRES}."
         )
+    params = params_from_plant(plant)
+    if meta.get("drive_map", "gain") == "affine":
+        params = dataclasses.replace(params, torque_offset_nm=0.0)
     like = make_model(
         meta["tire"],
         key=jax.random.key(0),
-        params=params_from_plant(plant),
+        params=params,
         speed_floor_mps=float(meta.get("speed_floor_mps", 0.5)),
     )
     model = load_tree(file, like)
@@ -431,22 +507,25 @@ def add_parser(sub) -> None:
         "sysid",
         help="collect driving data on the plant and identify a tire model",
         description="Collect MINUTES of driving on the plant, identify a single-track model "
-        "with the chosen tyre, and report rollout RMSEs on a held-out log. With --out DIR: the "
-        "model (model.eqx + model.json), the log (train_log.npz) and sysid_summary.json, for "
-        "physml drift --log DIR/train_log.npz --model DIR/model.eqx.",
+        "with the chosen tyre, and report rollout RMSEs on a held-out log. With --log FILE.csv "
+        "--columns MAP.json: identify from your own driving table instead (the JSON maps its "
+        "columns and units, see physml.vehicle.TableSchema), holding out its last "
+        "HELDOUT_MINUTES for the report. With --out DIR: the model (model.eqx + model.json), the "
+        "log (train_log.npz) and sysid_summary.json, for physml drift --log "
+        "DIR/train_log.npz --model DIR/model.eqx.",
     )
     p.add_argument("--tire", choices=TIRES, default="neural_exptanh", help="tyre to identify")
     p.add_argument(
         "--minutes",
         type=bounded(float, MIN_MINUTES, unit="min"),
         default=3.0,
-        help="training log length [min]",
+        help="training log length, ignored with --log [min]",
     )
     p.add_argument(
         "--heldout-minutes",
         type=bounded(float, MIN_HELDOUT_MINUTES, unit="min"),
         default=1.0,
-        help="held-out log length [min]",
+        help="held-out log length [min] (with --log: the last HELDOUT_MINUTES of the table)",
     )
     p.add_argument("--steps", type=positive(int), default=3000, help="maximum identification steps")
     p.add_argument("--seed", type=seed, default=0, help="PRNG seed (logs, initial model, fit)")
@@ -457,6 +536,22 @@ def add_parser(sub) -> None:
         metavar="DIR",
         help="folder for the model, the log and a JSON summary, checked writable before any "
         "work (default: nothing written)",
+    )
+    p.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="identify from this CSV driving table instead of collecting on the plant (with "
+        "--columns; default: collect)",
+    )
+    p.add_argument(
+        "--columns",
+        type=Path,
+        default=None,
+        metavar="MAP",
+        help="JSON file mapping the --log table's columns and units to the model's signals "
+        "(physml.vehicle.TableSchema.from_mapping)",
     )
     p.set_defaults(prepare=prepare_sysid)
 

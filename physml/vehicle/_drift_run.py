@@ -33,7 +33,8 @@ from ._errors import NoDriftEquilibriumError
 from ._model.single_track import SingleTrackModel
 from ._plant.actuators import Actuators
 from ._plant.dynamics import ISIDESLIP, ISPEED, IX, IY, DriftPlant
-from ._sysid.identify import identify, make_model, params_from_plant
+from ._sysid.identify import make_model, params_from_plant
+from ._sysid.recipe import identify_tire
 from ._tires.registry import TIRES
 
 #: Path names understood by `make_path` (and `physml drift --path`).
@@ -168,17 +169,18 @@ def fit_model(
     steps: int = 3000,
     progress: bool = True,
 ) -> tuple[SingleTrackModel, dict | None]:
-    """The model of `label`: "nominal" (no identification), or a tyre of `TIRES` started from
-    a fit to the log's force estimates (`make_model(..., data=log)`) and identified on the log.
-    Returns the model and `identify`'s report (None for the nominal model)."""
-    k_model, k_fit = jax.random.split(check_key(key))
+    """The model of `label`: "nominal" (no identification), or a tyre of `TIRES` identified on
+    the log by the identification recipe (`identify_tire`) with the plant's measured mass,
+    inertias and geometry (`params_from_plant`). Returns the model and `identify`'s report
+    (None for the nominal model)."""
+    k_model, _ = jax.random.split(check_key(key))
     if label == NOMINAL:
         return nominal_model(plant, key=k_model), None
     if label not in TIRES:
         raise ValueError(f"`tire` must be {NOMINAL!r} or one of {TIRES}, got {label!r}.")
-    model = make_model(label, key=k_model, params=params_from_plant(plant), data=log)
-    fitted = identify(log, model, key=k_fit, steps=steps, progress=progress)
-    return fitted.model, {"tire": label, **fitted.report}
+    params = params_from_plant(plant)
+    fitted = identify_tire(log, label, key=key, params=params, steps=steps, progress=progress)
+    return fitted.model, fitted.report
 
 
 def _check_wheel_speed(wheel_speed: str | None, mpc_options: Mapping | None) -> None:

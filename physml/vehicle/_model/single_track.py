@@ -7,7 +7,7 @@ u = (δ, τ) [rad, N m]:
     ṙ   = (a F_yf cos δ + a F_xf sin δ − b F_yr) / I_z
     V̇   = (−F_yf sin(δ−β) + F_xf cos(δ−β) + F_yr sin β + F_xr cos β) / m
     β̇   = (F_yf cos(δ−β) + F_xf sin(δ−β) + F_yr cos β − F_xr sin β) / (m V) − r
-    ω̇_r = (k_τ τ − F_xr R) / I_w
+    ω̇_r = (E(τ) − F_xr R) / I_w,   E(τ) = k_τ τ + τ_0 (the drive map, `VehicleParams`)
     α_f = atan((V sin β + a r) / (V cos β)) − δ,  α_r = atan((V sin β − b r) / (V cos β)),
     σ_r = (R ω_r − V cos β) / (V cos β)
 
@@ -106,7 +106,7 @@ class SingleTrackModel(eqx.Module):
         beta_dot = (
             f_yf * jnp.cos(db) + f_xf * jnp.sin(db) + f_yr * jnp.cos(beta) - f_xr * jnp.sin(beta)
         ) / (p.mass_kg * soft_floor(v, self.speed_floor_mps)) - r
-        omega_dot = (p.torque_gain * tau - f_xr * p.wheel_radius_m) / p.wheel_inertia_kgm2
+        omega_dot = (p.drive_torque(tau) - f_xr * p.wheel_radius_m) / p.wheel_inertia_kgm2
         return jnp.stack([r_dot, v_dot, beta_dot, omega_dot])
 
     __call__ = vector_field

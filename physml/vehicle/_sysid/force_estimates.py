@@ -16,6 +16,10 @@ own starts, within its own bounds, on the part of it that it says is fitted
 (`AbstractTireModel.fit_starts`, `fit_bounds`, `fitted_to_forces`). This is an initialisation
 only: the estimates lump the plant's load transfer, drag and combined-slip effects into the
 axle forces, and `identify` refines the tyres on the rollout loss.
+
+Where the drive input τ is a command with an unknown affine map E(τ) = k_τ τ + τ_0 (CoRL 2024,
+A.1), the rear wheel's equation I_w ω̇_r = E(τ) − R F_xr is linear in (k_τ, τ_0): a least-squares
+fit of I_w ω̇_r + R F_xr against (τ, 1) on the same samples starts the map (`fit_drive_map`).
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ class ForceEstimates:
     """Slips and axle forces per unit static normal load, on the usable samples.
 
     Attributes: alpha_f, alpha_r [rad], sigma_r [-], fy_f, fy_r, fx_r [-] (force / F_z), all
-    shape (n,); normal_loads (F_zf, F_zr) [N]; index: (n,) the samples of the log used.
+    shape (n,); normal_loads (F_zf, F_zr) [N]; index: (n,) the samples of the log used;
+    wheel_torque: (n,) the torque driving the rear wheels, I_w ω̇_r + R F_xr [N m].
     """
 
     alpha_f: np.ndarray
@@ -60,6 +65,7 @@ class ForceEstimates:
     fx_r: np.ndarray
     normal_loads: tuple[float, float]
     index: np.ndarray
+    wheel_torque: np.ndarray | None = None
 
 
 def axle_force_estimates(
@@ -84,6 +90,7 @@ def axle_force_estimates(
     a, b = float(params.a_m), float(params.b_m)
     a_x = v_dot * np.cos(beta) - v * (beta_dot + r) * np.sin(beta)
     a_y = v_dot * np.sin(beta) + v * (beta_dot + r) * np.cos(beta)
+    wheel_torque = float(params.wheel_inertia_kgm2) * yd[:, 3]
     fy_f = (iz * r_dot + b * m * a_y) / ((a + b) * np.cos(delta))
     fy_r = m * a_y - fy_f * np.cos(delta)
     fx_r = m * a_x + fy_f * np.sin(delta)
@@ -106,7 +113,32 @@ def axle_force_estimates(
         fx_r[keep] / fz_r,
         (fz_f, fz_r),
         keep,
+        wheel_torque[keep] + fx_r[keep] * float(params.wheel_radius_m),
     )
+
+
+def fit_drive_map(log: DriveLog, params: VehicleParams) -> VehicleParams:
+    """`params` with the drive map E(τ) = k_τ τ + τ_0 fitted by least squares to the wheel
+    torques I_w ω̇_r + R F_xr [N m] estimated from `log` (module docstring): a start for
+    `identify` where τ is a command (`params.torque_offset_nm` not None). Raises `ValueError`
+    if `params` has no offset, or if the log does not give a positive gain k_τ (τ barely
+    varies, or does not drive the wheel)."""
+    if not isinstance(params, VehicleParams) or params.torque_offset_nm is None:
+        raise ValueError(
+            "`params` must be VehicleParams with a drive-map offset (torque_offset_nm not None), "
+            f"got {params!r:.80}."
+        )
+    est = axle_force_estimates(log, params)
+    tau = np.asarray(log.control, float)[est.index, 1]
+    design = np.stack([tau, np.ones_like(tau)], axis=-1)
+    (gain, offset), *_ = np.linalg.lstsq(design, est.wheel_torque, rcond=None)
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(
+            f"the log gives a drive-map gain k_τ = {gain!r} (least squares of the wheel torque "
+            f"on τ over {tau.size} samples, τ in [{tau.min():.3g}, {tau.max():.3g}]); expected "
+            "> 0: the drive input must vary and drive the rear wheels."
+        )
+    return dataclasses.replace(params, torque_gain=gain, torque_offset_nm=offset)
 
 
 def _least_squares(

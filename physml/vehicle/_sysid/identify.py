@@ -77,16 +77,31 @@ def params_from_plant(plant) -> VehicleParams:
     )
 
 
+def drive_map_params(model: SingleTrackModel) -> tuple[str, ...]:
+    """The fields of the drive map E(τ) = k_τ τ + τ_0 in `model.params`: "torque_gain", and
+    "torque_offset_nm" where the map has an offset (a command such as a throttle)."""
+    offset = model.params.torque_offset_nm is not None
+    return ("torque_gain", "torque_offset_nm") if offset else ("torque_gain",)
+
+
 def trainable_spec(
-    model: SingleTrackModel, *, tires: bool = True, params: tuple[str, ...] = ("torque_gain",)
+    model: SingleTrackModel, *, tires: bool = True, params: tuple[str, ...] | None = None
 ) -> Any:
     """Filter spec for `fit(..., trainable=...)`: the tyres' arrays and the named vehicle
-    parameters (fields of `VehicleParams`) are learned, everything else is held fixed."""
+    parameters (fields of `VehicleParams`; default None: the drive map, `drive_map_params`)
+    are learned, everything else is held fixed."""
+    params = drive_map_params(model) if params is None else tuple(params)
     unknown = set(params) - {f.name for f in dataclasses.fields(VehicleParams)}
     if unknown:
         raise ValueError(
             f"unknown vehicle parameters {sorted(unknown)}; expected fields of "
             "VehicleParams such as 'torque_gain', 'yaw_inertia_kgm2'."
+        )
+    absent = [name for name in params if getattr(model.params, name) is None]
+    if absent:
+        raise ValueError(
+            f"the model has no {absent} to learn (None); build it with "
+            "VehicleParams(torque_offset_nm=0.0) for a drive map with an offset."
         )
     spec = jtu.tree_map(lambda _: False, model)
     tire_spec = lambda t: jtu.tree_map(lambda x: tires and eqx.is_inexact_array(x), t)
