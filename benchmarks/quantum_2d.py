@@ -9,15 +9,18 @@ relative error on 4×4 within 10 min on 2 cores; ≤ 5e-4 on 6×6.
 
 State: positive ARConv2D, Heisenberg in Sᶻ = 0 (`FixedMagnetization`), symmetrised over the point
 group (× spin flip) by default; `--eval-symmetry` symmetrises over a larger group for the final
-estimate only (the NAQS recipe). SR + SGD, the step held for half of `--time-limit` (less
-`--eval-reserve`) and cosine-decayed over what fits in the rest (`ground_state_in_budget`,
-_common.py). 4×4 states are also summed over the whole Hilbert space (`full_sum_energy`).
+estimate only (the NAQS recipe). The recipe is `ground_state`'s: SR + SGD, the step held for
+`--hold-fraction` of `--steps` and cosine-decayed to `--final-lr` (step-indexed); `--time-limit`
+is the training budget (the final estimate comes on top), and with `--dir` a run it stops is
+continued by the same command on the same schedule. 4×4 states are also summed over the whole
+Hilbert space (`full_sum_energy`). Rows carry the relative error and the V-score N·Var(E)/E²
+(Wu et al., Science 386, 296 (2024)).
 
     python benchmarks/quantum_2d.py                                # everything
     python benchmarks/quantum_2d.py --runs tfim:4:3 --steps 50 --samples 256   # quick look
     python benchmarks/quantum_2d.py --runs heisenberg:4 --symmetry none --eval-symmetry d4
-    python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 5000 \
-        --time-limit 600 --eval-reserve 30 --eval-samples 2048   # the 10-minute 4×4 run
+    python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 3000 \
+        --time-limit 570 --eval-samples 2048   # a 10-minute 4×4 run
 """
 
 from __future__ import annotations
@@ -33,18 +36,20 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
-from _common import ground_state_in_budget  # noqa: E402  (benchmarks/ is on sys.path)
 
 from physml.quantum import (  # noqa: E402
+    SR,
     ARConv2D,
     FixedMagnetization,
     Symmetrized,
     evaluate_energy,
     exact_energy,
     full_sum_energy,
+    ground_state,
     heisenberg_2d,
     lattice_group,
     tfim_2d,
+    v_score,
 )
 
 #: Heisenberg energies per site in spin-1/2 units (E/N of J Σ S·S), with their sources.
@@ -112,19 +117,24 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         lanczos = exact_energy(H)
         assert abs(lanczos / unit - ref / unit) < 5e-7, (lanczos / unit, ref / unit)
         note += f"; Lanczos {lanczos / unit:.7f}"
+    ckpt = None
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        ckpt = args.dir / f"{spec.replace(':', '_')}_state.eqx"
     t0 = time.perf_counter()
-    res, done = ground_state_in_budget(
+    res = ground_state(
         H,
         model,
         n_samples=args.samples,
         steps=args.steps,
         key=jax.random.key(args.seed + 1),
-        lr=args.lr,
-        final_lr=args.final_lr,
-        diag_shift=args.diag_shift,
-        time_limit=args.time_limit,
-        eval_reserve=args.eval_reserve,
-        label=spec,
+        preconditioner=SR(args.diag_shift),
+        learning_rate=args.lr,
+        final_learning_rate=args.final_lr,
+        hold_fraction=args.hold_fraction,
+        time_limit_s=args.time_limit or None,
+        checkpoint_path=ckpt,
+        resume=ckpt is not None,
         # With --eval-symmetry the estimate that counts is the symmetrised one below.
         n_eval_samples=args.samples if args.eval_symmetry else args.eval_samples,
         exact=ref,
@@ -160,9 +170,10 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
         "energy_per_site": e / unit,
         "error_per_site": err / unit,
         "relative_error": abs((e - ref) / ref),
-        "variance": res.variance,
+        "variance": float(energy.variance),
+        "v_score": v_score(e, float(energy.variance), n),
         "wall_time_s": wall,
-        "steps": done + len(res.history),
+        "steps": res.n_steps,
         "samples_per_step": args.samples,
         "eval_samples": args.eval_samples,
         "eval_symmetry": args.eval_symmetry or args.symmetry,
@@ -173,6 +184,10 @@ def run_one(spec: str, args: argparse.Namespace) -> dict:
     }
 
 
+def _v(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2e}"
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--runs", nargs="*", default=DEFAULT_RUNS)
@@ -181,6 +196,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--eval-samples", type=int, default=16384)
     p.add_argument("--lr", type=float, default=0.05)
     p.add_argument("--final-lr", type=float, default=0.005)
+    p.add_argument("--hold-fraction", type=float, default=0.5, help="of --steps at --lr")
     p.add_argument("--diag-shift", type=float, default=1e-3)
     p.add_argument("--features", type=int, default=12)
     p.add_argument("--layers", type=int, default=None, help="default: covers the lattice")
@@ -194,12 +210,12 @@ def main(argv=None) -> list[dict]:
         "(default: the training state's own group)",
     )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-limit", type=float, default=600.0, help="per run [s]; 0: none")
+    p.add_argument("--time-limit", type=float, default=540.0, help="training per run [s]; 0: none")
     p.add_argument(
-        "--eval-reserve",
-        type=float,
-        default=60.0,
-        help="seconds of --time-limit kept for the final evaluation",
+        "--dir",
+        type=Path,
+        default=None,
+        help="checkpoint each run's training state here; the same command then resumes it",
     )
     p.add_argument(
         "--no-full-sum",
@@ -217,29 +233,32 @@ def main(argv=None) -> list[dict]:
         print(
             f"{r['system']:<26} ref {r['reference_per_site']:+.6f}  "
             f"E {r['energy_per_site']:+.6f} ± {r['error_per_site']:.1e}  "
-            f"rel {r['relative_error']:.1e}  "
+            f"rel {r['relative_error']:.1e}  V {_v(r['v_score'])}  "
             + (
                 f"full sum {r['full_sum_energy_per_site']:+.7f} "
                 f"rel {r['full_sum_relative_error']:.2e}  "
                 if "full_sum_relative_error" in r
                 else ""
             )
-            + f"{r['wall_time_s']:.0f} s  {r['steps']} steps  "
+            + f"{r['wall_time_s']:.0f} s  {r['steps']}/{args.steps} steps  "
             f"{r['samples_per_step']} samples  load {r['load_average'][0]:.1f}",
             flush=True,
         )
+        if r["stop_reason"]:
+            again = " (run the same command to continue)" if args.dir else ""
+            print(f"{spec}: stopped early: {r['stop_reason']}{again}", flush=True)
     print()
     print(
-        "| system | reference (per site) | energy ± error (per site) | rel. error "
+        "| system | reference (per site) | energy ± error (per site) | rel. error | V-score "
         "| full sum: rel. error | wall [s] | steps | samples |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         full = f"{r['full_sum_relative_error']:.2e}" if "full_sum_relative_error" in r else "–"
         print(
             f"| {r['system']} | {r['reference_per_site']:.6f} | {r['energy_per_site']:.6f} ± "
-            f"{r['error_per_site']:.1e} | {r['relative_error']:.1e} | {full} | "
-            f"{r['wall_time_s']:.0f} | {r['steps']} | {r['samples_per_step']} |"
+            f"{r['error_per_site']:.1e} | {r['relative_error']:.1e} | {_v(r['v_score'])} | "
+            f"{full} | {r['wall_time_s']:.0f} | {r['steps']} | {r['samples_per_step']} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
