@@ -35,19 +35,27 @@ def test_hand_values_and_units():
         v_score(-1.0, 1.0, 0)
 
 
-def _all_up(n):
-    """ARConv1D whose every conditional puts weight 1 − e⁻⁸⁰ on σᶻ = +1: the all-up product state,
-    an eigenstate of the TFIM at h = 0."""
-    m = ARConv1D(n, layers=1, features=2, kernel_size=2, positive=True, key=jax.random.key(0))
+N_SITES, N_SAMPLES = 8, 4096  # one compiled estimate serves both sampled tests
+
+
+def _chain():
+    return ARConv1D(
+        N_SITES, layers=2, features=3, kernel_size=3, positive=True, key=jax.random.key(0)
+    )
+
+
+def _all_up():
+    """Every conditional puts weight 1 − e⁻⁸⁰ on σᶻ = +1: the all-up product state, an
+    eigenstate of the TFIM at h = 0."""
+    m = _chain()
     return eqx.tree_at(lambda m: (m.head_w, m.head_b), m, (0 * m.head_w, jnp.array([20.0, -20.0])))
 
 
 def test_exact_eigenstate_has_zero_v_score():
-    n = 6
-    H = tfim(n, 0.0)  # H = −Σ σᶻσᶻ: |↑…↑⟩ has E = −6, Var = 0
-    e = evaluate_energy(H, _all_up(n), 256, key=jax.random.key(1))
-    assert float(e.mean) == -n
-    assert v_score(float(e.mean), float(e.variance), n) == 0.0
+    H = tfim(N_SITES, 0.0)  # H = −Σ σᶻσᶻ: |↑…↑⟩ has E = −8, Var = 0
+    e = evaluate_energy(H, _all_up(), N_SAMPLES, key=jax.random.key(1))
+    assert float(e.mean) == -N_SITES
+    assert v_score(float(e.mean), float(e.variance), N_SITES) == 0.0
 
 
 def test_sampled_v_score_matches_enumeration():
@@ -55,13 +63,9 @@ def test_sampled_v_score_matches_enumeration():
     (ψ is normalised by construction), vs the estimate from n samples. The sample variance has
     standard error √((μ₄ − σ⁴)/n) and the mean √(σ²/n); V's error is bounded by
     N/E²·δVar + 2V·δE/|E|, allowed 5 times."""
-    n_sites, n = 8, 8192
+    n_sites, n = N_SITES, N_SAMPLES
     H = tfim(n_sites, 1.0)
-    m = perturbed(
-        ARConv1D(n_sites, layers=2, features=3, kernel_size=3, positive=True,
-                 key=jax.random.key(0)),
-        1, 0.1,
-    )  # fmt: skip
+    m = perturbed(_chain(), 1, 0.1)
     sigma = all_spins(n_sites)
     psi = np.exp(np.asarray(m.log_psi(sigma)))
     p = psi**2
@@ -88,7 +92,7 @@ def test_result_reports_v_score_in_summary_and_after_load(tmp_path):
         n_samples=jnp.asarray(1000),
         tau_corr=jnp.asarray(1.0),
     )
-    model = _all_up(4)
+    model = _all_up()
     res = Result(energy=stats, variance=0.8, history=[], model=model, info={"n_sites": 4})
     assert res.v_score == 4 * 0.8 / 16
     assert res.summary()["v_score"] == res.v_score
