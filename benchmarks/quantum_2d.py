@@ -20,7 +20,7 @@ Hilbert space (`full_sum_energy`). Rows carry the relative error and the V-score
     python benchmarks/quantum_2d.py --runs tfim:4:3 --steps 50 --samples 256   # quick look
     python benchmarks/quantum_2d.py --runs heisenberg:4 --symmetry none --eval-symmetry d4
     python benchmarks/quantum_2d.py --runs heisenberg:4 --samples 256 --steps 3000 \
-        --time-limit 570 --eval-samples 2048   # a 10-minute 4×4 run
+        --time-limit 570 --eval-samples 2048 --dir benchmarks/out/quantum_2d   # repeat until done
 """
 
 from __future__ import annotations
