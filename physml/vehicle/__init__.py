@@ -40,6 +40,7 @@ from ._control.closed_loop import (
     drift_start as drift_start,
     simulate as simulate,
 )
+from ._control.envelope import front_slip_envelope as front_slip_envelope
 from ._control.equilibria import (
     Equilibrium as Equilibrium,
     equilibrium_guess as equilibrium_guess,

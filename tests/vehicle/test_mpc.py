@@ -370,3 +370,66 @@ def test_box_solver_on_a_linear_least_squares_problem():
     np.testing.assert_allclose(sol.z, ref.x, atol=1e-5)
     assert float(sol.cost) == pytest.approx(ref.cost, rel=1e-10)
     assert float(sol.cost_initial) == pytest.approx(0.5 * float(jnp.sum(b**2)), rel=1e-12)
+
+
+def test_front_slip_envelope_term_is_off_by_default_and_one_sided(mpc):
+    # ρ_α = √h max(|α_f| − α_max, 0) / σ_α: zero with the default α_max = inf; with a finite
+    # α_max, zero inside the envelope and the hand value outside it.
+    h = mpc.dt_s[0]
+    x, u = _start(mpc)
+    problem = mpc.problem
+    alpha_f = float(mpc.model.slips(x[:4], u)[0])
+    assert float(problem.envelope_residual(mpc.model, x, u, h)[0]) == 0.0
+    for limit in (abs(alpha_f) + 0.01, abs(alpha_f) - 0.02):
+        w = MPCWeights(front_slip_limit_rad=limit, front_slip_rad=np.radians(1.0))
+        p = eqx.tree_at(lambda q: q.weights, problem, w)
+        expect = max(abs(alpha_f) - limit, 0.0) / np.radians(1.0) * np.sqrt(float(h))
+        got = float(p.envelope_residual(mpc.model, x, u, h)[0])
+        np.testing.assert_allclose(got, expect, rtol=1e-12, atol=0.0)
+    with pytest.raises(ValueError, match="front_slip_limit_rad"):
+        MPCWeights(front_slip_limit_rad=-0.1)
+
+
+def test_condensed_jacobian_matches_autodiff_with_the_envelope_active(mpc):
+    # A tight envelope (2°) so that ρ_α is active over much of the horizon: its Jacobian
+    # through both the predicted states and the inputs must match autodiff.
+    w = MPCWeights(front_slip_limit_rad=np.radians(2.0))
+    tight = eqx.tree_at(lambda m: m.problem.weights, mpc, w)
+    x0, u_eq = _start(mpc, de=0.3, dbeta=0.05)
+    z = jax.random.uniform(jax.random.key(5), (30, 2), minval=-1.0, maxval=1.0)
+    vs = jax.random.normal(jax.random.key(6), (3, 60))
+    p = tight.problem
+
+    @eqx.filter_jit
+    def both(p):
+        rho, jac = p.linearise(z, x0, u_eq)
+        f = lambda zz: p.residuals(zz.reshape(30, 2), x0, u_eq)
+        jvps = jax.vmap(lambda v: jax.jvp(f, (z.ravel(),), (v,))[1])(vs)
+        return rho, jac, f(z.ravel()), jvps
+
+    rho, jac, rho_ad, jvps = both(p)
+    active = np.asarray(rho[: 30 * 5]).reshape(30, 5)[:, 4]
+    assert np.count_nonzero(active) >= 5  # the term is really exercised
+    np.testing.assert_allclose(rho, rho_ad, rtol=1e-10, atol=1e-12)
+    expect = np.asarray(jvps)
+    np.testing.assert_allclose(
+        np.asarray(vs @ jac.T), expect, rtol=1e-7, atol=1e-8 * float(np.max(np.abs(expect)))
+    )
+
+
+def test_front_slip_envelope_of_a_log(model):
+    # Straight driving (r = 0, β = 0): α_f = −δ, so the envelope is the quantile of |δ| over
+    # the good samples; flagged samples do not count.
+    from physml.vehicle import DriveLog, front_slip_envelope
+
+    n = 1000
+    delta = np.linspace(-0.2, 0.1, n)
+    state = np.column_stack([np.zeros(n), np.full(n, 10.0), np.zeros(n), np.full(n, 30.0)])
+    flags = np.zeros(n, np.int64)
+    flags[:100] = 1  # the largest |δ| (δ < −0.17) flagged out
+    log = DriveLog(np.arange(n) * 0.01, state, np.column_stack([delta, np.zeros(n)]), flags=flags)
+    expect = np.quantile(np.abs(delta[100:]), 0.9)
+    np.testing.assert_allclose(front_slip_envelope(model, log, quantile=0.9), expect, rtol=1e-9)
+    assert front_slip_envelope(model, log, quantile=1.0) == pytest.approx(np.abs(delta[100]))
+    with pytest.raises(ValueError, match="quantile"):
+        front_slip_envelope(model, log, quantile=0.0)

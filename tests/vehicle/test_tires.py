@@ -25,8 +25,7 @@ from physml.vehicle import (
     VehicleParams,
     make_tire,
 )
-from physml.vehicle._tires.base import softplus
-from physml.vehicle._tires.exptanh import SLIDE_MIN
+from physml.vehicle._tires.base import SLIDE_MIN, softplus
 from physml.vehicle._tires.fiala import FIT_GRID, brush
 
 FZ = 4000.0
@@ -231,9 +230,17 @@ def test_exptanh_properties(raw):
     # One extremum at most on each side of c5 (module docstring), in z = tan α.
     z = np.tan(SLIPS)
     assert _extrema(lat[z < c[4]]) <= 1 and _extrema(lat[z > c[4]]) <= 1
-    # Saturation: E(z) -> c1 as |z| -> inf, so F_y -> -F_z c1 at rate exp(-c3 |z|).
-    far = float(tire.lateral(math.atan(1e4), FZ, ZEROS))
-    assert abs(far + FZ * c[0]) <= FZ * abs(c[1]) * math.exp(-c[2] * 1e4) + 1e-9 * FZ
+    # Saturation with a sliding floor: F_y -> -F_z λ |c2| as tan α -> inf (λ >= SLIDE_MIN),
+    # within F_z |c2| ((1 - λ) exp(-c3 u) + 1 - tanh(c4 u)), u = tan α - c5; odd about c5.
+    lam = SLIDE_MIN + (1 - SLIDE_MIN) / (1 + math.exp(-c[0]))
+    for z in (10.0, 1e4):
+        u = z - c[4]
+        far = float(tire.lateral(math.atan(z), FZ, ZEROS))
+        gap = FZ * abs(c[1]) * ((1 - lam) * math.exp(-c[2] * u) + 1 - math.tanh(c[3] * u))
+        assert abs(far + FZ * lam * abs(c[1])) <= gap + 1e-9 * FZ
+        assert -far >= FZ * SLIDE_MIN * abs(c[1]) * math.tanh(c[3] * u) - 1e-9 * FZ
+        mirror = float(tire.lateral(math.atan(2 * c[4] - z), FZ, ZEROS))
+        assert abs(far + mirror) <= 1e-9 * FZ
     _check_gradients(tire)
 
 
@@ -376,6 +383,13 @@ def test_neural_ode_tire_structure(seed, slope, inflection, log_curv, log_relax,
     # Saturation: the closed-form tail converges; G(1e3) and G(1e4) agree.
     g_far = np.asarray(curve(jnp.array([1e3, 1e4])))
     assert abs(g_far[0] - g_far[1]) <= 1e-9 * max(1.0, abs(g_far[1]))
+    # Sliding floor: beyond u_i the curve stays at or above SLIDE_MIN G(u_i), and still falls.
+    g_i = float(curve.g_a[-1])
+    u = float(curve.u_i) + np.concatenate([np.linspace(0.0, 3.0, 301), [10.0, 1e3, 1e4]])
+    g = np.asarray(curve(jnp.asarray(u)))
+    if g_i > 0:
+        assert np.all(g >= SLIDE_MIN * g_i - 1e-9 * g_i)
+    assert np.all(np.diff(g) <= 1e-12 * max(1.0, abs(g_i)))
     # Evaluated curve: bounded by the stated bound, one extremum on each side of the centre.
     lat = _check_finite_and_bounded(tire)
     z = np.tan(SLIPS)

@@ -6,12 +6,16 @@ them all", CoRL 2024, App. A. Over a horizon grid h_k the state x = (r, V, β, �
 W-method on the stiff vehicle block (r, V, β, ω_r), the path states explicit) under inputs
 u_k = (δ_k [rad], τ_k [N·m]) held over step k, and J = ½ |ρ|² with
 
-    J = ½ Σ_k h_k [ ((β_k − β_ref)/σ_β)² + (e_k/σ_e)² + (Δφ_k/σ_Δφ)² + ρ_V,k²
+    J = ½ Σ_k h_k [ ((β_k − β_ref)/σ_β)² + (e_k/σ_e)² + (Δφ_k/σ_Δφ)² + ρ_V,k² + ρ_α,k²
                     + (δ̇_k/σ_δ̇)² + (τ̇_k/σ_τ̇)² ],
     ρ_V = (V − V_ref)/σ_V + min(V − V_ref + m_V, 0)/σ_floor   (a one-sided soft speed floor),
+    ρ_α = max(|α_f(x_{k+1}, u_k)| − α_max, 0)/σ_α            (the data's front-slip envelope),
 
 (σ: Bryson's rule, `MPCWeights`), β_ref and V_ref from `DriftReference` at the predicted s_k
-(`reference_clock="path"`) or at s_0 + V_ref(s_0) t_k ("time"). Decision variables: scaled input
+(`reference_clock="path"`) or at s_0 + V_ref(s_0) t_k ("time"). ρ_α keeps the plan where the
+model has data: α_max is the largest front slip angle of the log it was identified on
+(`front_slip_envelope`); beyond it a learned tyre curve is extrapolation, which an optimiser
+would otherwise exploit (off by default: α_max = ∞). Decision variables: scaled input
 rates z ∈ [−1, 1]^{N×2}, u_k = clip(u_{k−1} + h_k ż_k, amplitude box), so every plan meets the
 rate and amplitude boxes. ∂ρ/∂z by condensing: S_{k+1} = A_k S_k + B_k ∂u_k/∂z, S = ∂x/∂z.
 
@@ -127,6 +131,11 @@ class MPCWeights(eqx.Module):
             floor acts; default inf (off; `run_drift` uses 2 m/s).
         speed_floor_mps: σ_floor, tolerance of the soft speed floor (0.25 m/s): below
             V_ref − m_V the speed residual grows with slope 1/σ_V + 1/σ_floor.
+        front_slip_limit_rad: α_max, the front slip angle |α_f| [rad] beyond which the plan
+            pays ρ_α (the identification data's envelope, `front_slip_envelope`); default inf
+            (off).
+        front_slip_rad: σ_α, tolerance of the envelope term (1° beyond α_max costs as much as
+            2° of sideslip error at the defaults).
     """
 
     sideslip_rad: float = math.radians(2.0)
@@ -137,6 +146,8 @@ class MPCWeights(eqx.Module):
     torque_rate_nmps: float = 5000.0
     speed_floor_margin_mps: float = math.inf
     speed_floor_mps: float = 0.25
+    front_slip_limit_rad: float = math.inf
+    front_slip_rad: float = math.radians(1.0)
 
     def __check_init__(self):
         for name in (
@@ -148,11 +159,13 @@ class MPCWeights(eqx.Module):
             "torque_rate_nmps",
             "speed_floor_margin_mps",
             "speed_floor_mps",
+            "front_slip_limit_rad",
+            "front_slip_rad",
         ):
             value = getattr(self, name)
             finite = math.isfinite(value) if isinstance(value, int | float) else False
-            if name == "speed_floor_margin_mps" and value == math.inf:
-                continue  # the soft speed floor switched off (the default)
+            if name in ("speed_floor_margin_mps", "front_slip_limit_rad") and value == math.inf:
+                continue  # the soft speed floor / the slip envelope switched off (the default)
             if not (isinstance(value, int | float) and finite and value > 0):
                 raise ValueError(f"MPCWeights.{name} must be a finite number > 0, got {value!r}.")
 
@@ -253,8 +266,20 @@ class DriftProblem(eqx.Module):
         )
         return res * jnp.sqrt(h)
 
+    def envelope_residual(self, model, x, u, h) -> Float[Array, "1"]:
+        """√h ρ_α of a predicted state x (7,) under the input u (2,) held over the step."""
+        w = self.weights
+        alpha_f = model.slips(x[:4], u)[0]
+        excess = jnp.maximum(jnp.abs(alpha_f) - w.front_slip_limit_rad, 0.0)
+        return (excess / w.front_slip_rad * jnp.sqrt(h))[None]
+
+    def _residuals_of_step(self, model, x, u, h, s_ref):
+        return jnp.concatenate(
+            [self.step_residual(x, h, s_ref), self.envelope_residual(model, x, u, h)]
+        )
+
     def _tracking_linearised(self, model, x0, us, dus):
-        """Tracking residuals (N, 4) and their Jacobian (N, 4, 2N) by condensing, in one pass:
+        """Tracking residuals (N, 5) and their Jacobian (N, 5, 2N) by condensing, in one pass:
         each ROS2 step with its Jacobians A_k = ∂x_{k+1}/∂x_k, B_k = ∂x_{k+1}/∂u_k (forward
         mode, 9 directions); S_{k+1} = A_k S_k + B_k du_k/dz."""
         curv = self.path.curvature
@@ -273,9 +298,11 @@ class DriftProblem(eqx.Module):
         start = (x0, jnp.zeros((7, dus.shape[-1])))
         _, (xs, sens) = jax.lax.scan(body, start, (us, self.dt_s, dus), unroll=_UNROLL)
         s_ref = self.reference_arc_lengths(x0)
-        res = jax.vmap(self.step_residual)(xs, self.dt_s, s_ref)
-        dres = jax.vmap(jax.jacfwd(self.step_residual))(xs, self.dt_s, s_ref)
-        return res, jnp.einsum("kij,kjm->kim", dres, sens), jnp.concatenate([x0[None], xs])
+        one = lambda x, u, h, sr: self._residuals_of_step(model, x, u, h, sr)
+        res = jax.vmap(one)(xs, us, self.dt_s, s_ref)
+        dres_x, dres_u = jax.vmap(jax.jacfwd(one, argnums=(0, 1)))(xs, us, self.dt_s, s_ref)
+        jac = jnp.einsum("kij,kjm->kim", dres_x, sens) + jnp.einsum("kij,kjm->kim", dres_u, dus)
+        return res, jac, jnp.concatenate([x0[None], xs])
 
     def _effort_scale(self):
         return jnp.asarray([self.weights.steer_rate_radps, self.weights.torque_rate_nmps])
@@ -314,12 +341,13 @@ class DriftProblem(eqx.Module):
     def _tracking(self, model, x0, us):
         xs = predict(model, x0, us, self.dt_s, self.path.curvature)
         s_ref = self.reference_arc_lengths(x0)
-        return jax.vmap(self.step_residual)(xs[1:], self.dt_s, s_ref), xs
+        one = lambda x, u, h, sr: self._residuals_of_step(model, x, u, h, sr)
+        return jax.vmap(one)(xs[1:], us, self.dt_s, s_ref), xs
 
     def residuals(
         self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
     ) -> Float[Array, " M"]:
-        """Residual vector ρ with J = ½ |ρ|²: the tracking terms (N, 4) (per particle for an
+        """Residual vector ρ with J = ½ |ρ|²: the tracking terms (N, 5) (per particle for an
         ensemble, scaled by 1/√P), then the rate terms (N, 2)."""
         us = self.inputs(rates, last_command)
         if self.ensemble:

@@ -29,6 +29,14 @@ FitBounds = dict[str, tuple[float, float]]
 #: Smoothing of the combined-slip magnitude sqrt(x² + ε²) so that its gradient is finite at zero.
 SLIP_EPS = 1e-4
 
+#: Least sliding force of a learned tyre curve beyond its peak, as a fraction of its peak scale
+#: (λ_min): the sliding friction coefficient is 0.7 or more of the peak on every surface of
+#: T. D. Gillespie, "Fundamentals of Vehicle Dynamics", SAE 1992, Table 10.1 (dry and wet
+#: asphalt and concrete, gravel, snow, ice). Learned curves keep at least this much force far
+#: beyond their data, where a 3-minute log says nothing and a controller would exploit a curve
+#: that falls away.
+SLIDE_MIN = 0.7
+
 
 def float_array(x) -> Array:
     """`x` as a float array of the default float dtype (the converter of parameter fields)."""

@@ -1,21 +1,25 @@
-"""ExpTanh and neural-ExpTanh tyres (Djeumou et al., CoRL 2024, eq. 14).
+"""ExpTanh and neural-ExpTanh tyres (Djeumou et al., CoRL 2024, eq. 14), with a sliding floor.
 
-    E(z) = c1 + c2 exp(−c3 |z|) tanh(c4 (z − c5)),   c3 = softplus(ĉ3), c4 = softplus(ĉ4) ≥ 0,
-
-so for every parameter value E is bounded (|E| ≤ |c1| + |c2|), saturates to c1 as |z| → ∞
-(c3 > 0) and has at most one extremum on each side of c5 (for z > max(c5, 0),
-E' ∝ c4 sech²(u) − c3 tanh(u), u = c4 (z − c5), changes sign at most once; likewise below).
-
-Front axle: F_y = −F_z E(tan α). Rear axle (combined slip): magnitude F_z M(ρ) with
-ρ = sqrt(tan²α + c0 σ²), along the unit vector (−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0),
-d = softplus(d̂); the magnitude is the ExpTanh curve on ρ ≥ 0 written as one for every value,
+The paper's curve is E(z) = c1 + c2 exp(−c3 |z|) tanh(c4 (z − c5)): bounded, one extremum on
+each side of c5, and E → c1 as |z| → ∞. That last property lets the force beyond the peak fall
+to the offset c1 (about 0): the slip angles of a drift controller's full lock lie far beyond a
+3-minute log, where such a curve predicts a front axle that loses almost all its force, and an
+MPC exploits it. Rubber does not: the sliding friction coefficient is at least about 0.7 of the
+peak on every surface in Gillespie's table (dry and wet asphalt and concrete, gravel, snow, ice;
+T. D. Gillespie, "Fundamentals of Vehicle Dynamics", SAE 1992, Table 10.1). So both axles use
+the ExpTanh shape written with a sliding level λ in place of the offset:
 
     M(ρ) = |c2| tanh(c4 ρ) (λ + (1 − λ) e^{−c3 ρ}),   λ = λ_min + (1 − λ_min) sigmoid(c1),
 
-c5 unused: M(0) = 0, 0 ≤ M ≤ |c2|, M'(0) = |c2| c4 > 0, M(∞) = λ |c2| ≥ λ_min |c2| (`SLIDE_MIN`).
-At α = 0 the drive force F_x σ ≥ 0 opposes wheel spin, so the free wheel
-(ω̇_r = (k τ − R F_x) / I_w, τ = 0) is stable for every parameter value. Coefficients are per
-unit load.
+c3 = softplus(ĉ3), c4 = softplus(ĉ4) ≥ 0, λ_min = `SLIDE_MIN`. For every parameter value
+M(0) = 0, 0 ≤ M ≤ |c2|, M'(0) = |c2| c4 > 0 and M(∞) = λ |c2| ≥ λ_min |c2|: the force
+saturates beyond the data instead of vanishing.
+
+Front axle (pure slip): F_y = −F_z sgn(u) M(|u|), u = tan α − c5 (c5: a small lateral offset).
+Rear axle (combined slip): magnitude F_z M(ρ) with ρ = sqrt(tan²α + c0 σ²), along the unit vector
+(−tan α, d σ)/|(tan α, d σ)|, c0 = softplus(ĉ0), d = softplus(d̂) (c5 unused). At α = 0 the drive
+force F_x σ ≥ 0 opposes wheel spin, so the free wheel (ω̇_r = (k τ − R F_x) / I_w, τ = 0) is
+stable for every parameter value. Coefficients are per unit load.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ...kernels._validate import check_key
 from .base import (
+    SLIDE_MIN,
     AbstractTireModel,
     Features,
     Scalar,
@@ -39,18 +44,8 @@ from .base import (
 )
 
 
-def exptanh(z: Array, c: Float[Array, "5"]) -> Array:
-    """E(z) with already-constrained coefficients c = (c1, c2, c3, c4, c5)."""
-    c1, c2, c3, c4, c5 = c[0], c[1], c[2], c[3], c[4]
-    return c1 + c2 * jnp.exp(-c3 * jnp.abs(z)) * jnp.tanh(c4 * (z - c5))
-
-
 def _constrain(raw: Float[Array, "5"]) -> Float[Array, "5"]:
     return raw.at[2].set(softplus(raw[2])).at[3].set(softplus(raw[3]))
-
-
-#: Least sliding force of the rear (combined-slip) magnitude, as a fraction of |c2| (λ_min).
-SLIDE_MIN = 0.3
 
 
 def slip_magnitude(rho: Array, c: Float[Array, "5"]) -> Array:
@@ -59,6 +54,13 @@ def slip_magnitude(rho: Array, c: Float[Array, "5"]) -> Array:
     lam = SLIDE_MIN + (1.0 - SLIDE_MIN) * jax.nn.sigmoid(c[0])
     decay = lam + (1.0 - lam) * jnp.exp(-c[2] * rho)
     return jnp.abs(c[1]) * jnp.tanh(c[3] * rho) * decay
+
+
+def lateral_exptanh(tan_alpha: Array, c: Float[Array, "5"]) -> Array:
+    """sgn(u) M(|u|), u = tan α − c5: the pure-slip curve per unit load (F_y = −F_z times it)."""
+    u = tan_alpha - c[4]
+    lam = SLIDE_MIN + (1.0 - SLIDE_MIN) * jax.nn.sigmoid(c[0])
+    return jnp.abs(c[1]) * jnp.tanh(c[3] * u) * (lam + (1.0 - lam) * jnp.exp(-c[2] * jnp.abs(u)))
 
 
 def _combined(coeffs, c0, d, slip_angle, slip_ratio, normal_load):
@@ -75,10 +77,10 @@ def _default_raw() -> Array:
 
 
 class ExpTanh(AbstractTireModel):
-    """ExpTanh tyre (per axle). `raw` holds (c1, c2, ĉ3, ĉ4, c5); bound F_z (|c1| + |c2|).
-
-    `lateral` is −F_z E(tan α); `combined` uses the magnitude M(ρ) of the module docstring (c1 is
-    the logit of its sliding level there, c5 is unused).
+    """ExpTanh tyre (per axle). `raw` holds (c1, c2, ĉ3, ĉ4, c5); c1 is the logit of the sliding
+    level λ, so |F| ≤ F_z |c2| (the bound reported adds |c1|, a looser one kept for the
+    neural variant's margin). `lateral` is −F_z sgn(u) M(|u|), `combined` the magnitude M(ρ)
+    (module docstring).
     """
 
     raw: Float[Array, "5"] = eqx.field(default_factory=_default_raw, converter=float_array)
@@ -91,7 +93,7 @@ class ExpTanh(AbstractTireModel):
         return _constrain(self.raw)
 
     def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
-        return -normal_load * exptanh(jnp.tan(slip_angle), self.coefficients)
+        return -normal_load * lateral_exptanh(jnp.tan(slip_angle), self.coefficients)
 
     def combined(
         self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features
@@ -162,7 +164,7 @@ class NeuralExpTanh(AbstractTireModel):
         return _constrain(self.base.raw + delta)
 
     def lateral(self, slip_angle: Scalar, normal_load: Scalar, features: Features) -> Array:
-        return -normal_load * exptanh(jnp.tan(slip_angle), self.coefficients(features))
+        return -normal_load * lateral_exptanh(jnp.tan(slip_angle), self.coefficients(features))
 
     def combined(
         self, slip_angle: Scalar, slip_ratio: Scalar, normal_load: Scalar, features: Features

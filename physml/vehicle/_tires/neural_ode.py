@@ -10,7 +10,11 @@ from the curve's centre in z = tan α), solves
 with u_i = softplus(û_i), h = M tanh(NN(u)) (M static), s, k > 0. For every parameter value:
 on (0, u_i) G'' ≤ −C/u_i < 0, so G' falls from C to G'(u_i) < 0 and G has one peak u_p < u_i;
 on (u_i, ∞) G' = G'(u_i) exp(−∫ k e^{h₁}) stays negative and → 0 (k e^{h₁} ≥ k e^{−M} > 0):
-convex, monotone, saturating; |G| ≤ C u_i + u_i s e^{2M} / k. The sign of G(∞) is free.
+convex, monotone, saturating; |G| ≤ C u_i + u_i s e^{2M} / k. The relaxation's drop
+D(u) = G(u_i) − G(u) ≥ 0 is then mapped to A (1 − e^{−D/A}), A = (1 − λ_min) G(u_i): the same
+value and slope at u_i, still monotone and convex, and a sliding force G ≥ λ_min G(u_i) for every
+parameter value (λ_min = `SLIDE_MIN`, the least sliding-to-peak friction ratio of real tyres),
+so the curve cannot fall away beyond the data.
 Axle forces: F_y = −F_z (f₀ + sgn(w) G(|w|)), w = tan α − z_c (front); rear: magnitude F_z G(ρ),
 ρ = sqrt(tan²α + c0 σ²), direction (−tan α, d σ)/|(tan α, d σ)| (as the ExpTanh tyre).
 `prepare()` solves the ODE once per parameter set (diffrax Tsit5, fixed steps) and tabulates
@@ -28,6 +32,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ...kernels._validate import check_key
 from .base import (
+    SLIDE_MIN,
     AbstractTireModel,
     Features,
     FitBounds,
@@ -96,7 +101,15 @@ class TabulatedCurve(eqx.Module):
         du = jnp.maximum(u - u_end, 0.0)
         p_end = self.p_a[-1] * jnp.exp(-self.q_b[-1])
         tail = self.g_b[-1] + p_end * (-jnp.expm1(-self.rate_end * du)) / self.rate_end
-        return jnp.where(u <= self.u_i, rise, jnp.where(u > u_end, tail, relax))
+        return jnp.where(u <= self.u_i, rise, self._floored(jnp.where(u > u_end, tail, relax)))
+
+    def _floored(self, g: Array) -> Array:
+        """The relaxation with its drop D = G(u_i) − G mapped to A (1 − e^{−D/A}),
+        A = (1 − λ_min) G(u_i)⁺: same value and slope at u_i, still monotone and convex, and
+        G ≥ λ_min G(u_i) everywhere beyond u_i (λ_min = `SLIDE_MIN`)."""
+        g_i = self.g_a[-1]
+        scale = (1.0 - SLIDE_MIN) * jnp.maximum(g_i, 1e-6)
+        return g_i + scale * jnp.expm1(-(g_i - g) / scale)
 
 
 def _h(net, u, log_range):
