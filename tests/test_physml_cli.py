@@ -436,7 +436,7 @@ def test_sysid_from_a_table_identifies_on_its_first_part_and_reports_on_the_rest
     [
         ({"yaw_rate": {"column": "gyro_z", "unit": "deg/s"}}, "0.1", "has no column 'gyro_z'"),
         ({"vx": {"column": "vx", "unit": "kph"}}, "0.1", "unit 'kph' does not parse"),
-        ({}, "0.2", "leaves 0 unflagged 0.2-s windows before its last --heldout-minutes 0.2"),
+        ({}, "0.2", "too little before its last --heldout-minutes 0.2 min to identify from"),
     ],
 )
 def test_sysid_refuses_a_bad_table_before_any_work(

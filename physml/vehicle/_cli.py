@@ -54,7 +54,7 @@ from ._drift_run import (
 from ._model.params import VehicleParams
 from ._model.single_track import SingleTrackModel
 from ._plant.dynamics import DriftPlant
-from ._sysid.identify import make_model, params_from_plant, window_starts
+from ._sysid.identify import make_model, params_from_plant, split_windows, window_starts
 from ._sysid.metrics import HORIZONS_S, format_rmse_table, rollout_rmse
 from ._sysid.recipe import identify_tire
 from ._tires.registry import TIRES
@@ -160,13 +160,15 @@ def read_user_log(
     schema = TableSchema.from_json(columns)
     log = read_table(file, schema)
     cut = float(log.time_s[-1]) - 60.0 * heldout_minutes
-    train_starts = window_starts(log.flags, 0, int(np.searchsorted(log.time_s, cut)), 20)
-    if train_starts.size < 100:
+    try:
+        train = log.window(log.time_s[0], cut)
+        split_windows(train)
+    except ValueError as err:
         raise LogFormatError(
-            f"--log {str(file)!r}: {log.duration_s:.1f} s at 100 Hz leaves {train_starts.size} "
-            f"unflagged 0.2-s windows before its last --heldout-minutes {heldout_minutes:g} "
-            "min; identification needs >= 100 (a longer log or fewer held-out minutes)."
-        )
+            f"--log {str(file)!r}: {log.duration_s:.1f} s at 100 Hz, too little before its "
+            f"last --heldout-minutes {heldout_minutes:g} min to identify from ({err}); pass a "
+            "longer log or fewer --heldout-minutes."
+        ) from None
     held = log.window(cut, np.inf)
     h_max = round(max(HORIZONS_S) * 100)
     if window_starts(held.flags, 0, held.n_samples, h_max).size == 0:
@@ -174,7 +176,7 @@ def read_user_log(
             f"--log {str(file)!r}: its last {heldout_minutes:g} min hold no {max(HORIZONS_S):g}-s "
             "stretch without a gap, which the held-out table needs; pass more --heldout-minutes."
         )
-    return log.window(log.time_s[0], cut), held, schema.vehicle_params()
+    return train, held, schema.vehicle_params()
 
 
 def _sysid_table(tire, train, held, params, steps, seed, progress):

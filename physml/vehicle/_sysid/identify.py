@@ -123,6 +123,32 @@ def window_starts(flags: np.ndarray, lo: int, hi: int, horizon: int) -> np.ndarr
     return k[(bad[k + horizon + 1] - bad[k]) == 0]
 
 
+def split_windows(
+    data: DriveLog,
+    *,
+    horizon: int = 20,
+    val_horizon: int | None = None,
+    val_fraction: float = 0.2,
+    batch_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`identify`'s split of `data` by time (defaults: `identify`'s): (training window starts
+    in the first 1 − `val_fraction`, validation window starts in the rest, the number of
+    training samples). Raises `ValueError` if there are fewer than `batch_size` training or
+    no validation windows (flagged samples never lie in a window)."""
+    val_horizon = horizon if val_horizon is None else val_horizon
+    n = data.n_samples
+    n_train = round(n * (1.0 - val_fraction))
+    train = window_starts(data.flags, 0, n_train, horizon)
+    val = window_starts(data.flags, n_train, n, val_horizon)
+    if train.size < batch_size or val.size < 1:
+        raise ValueError(
+            f"not enough unflagged data: {train.size} training windows of {horizon} steps and "
+            f"{val.size} validation windows of {val_horizon} steps (need >= batch_size = "
+            f"{batch_size} and >= 1)."
+        )
+    return train, val, n_train
+
+
 class RolloutObjective(AbstractObjective):
     """Normalised multi-step rollout error over a random batch of windows of random length.
 
@@ -252,16 +278,13 @@ def identify(
             "`data.time_s` must be uniformly sampled; got steps between "
             f"{dts.min()!r} and {dts.max()!r} s."
         )
-    n = data.n_samples
-    n_train = round(n * (1.0 - val_fraction))
-    train = window_starts(data.flags, 0, n_train, horizon)
-    val = window_starts(data.flags, n_train, n, val_horizon)
-    if train.size < batch_size or val.size < 1:
-        raise ValueError(
-            f"not enough unflagged data: {train.size} training windows of {horizon} steps and "
-            f"{val.size} validation windows of {val_horizon} steps (need >= batch_size = "
-            f"{batch_size} and >= 1)."
-        )
+    train, val, n_train = split_windows(
+        data,
+        horizon=horizon,
+        val_horizon=val_horizon,
+        val_fraction=val_fraction,
+        batch_size=batch_size,
+    )
     val = val[np.linspace(0, val.size - 1, min(max_val_windows, val.size)).astype(int)]
     states = jnp.asarray(data.state, float)
     good = np.asarray(data.flags[:n_train] == 0)
