@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import netket as nk
 import numpy as np
-from jaxtyping import Array, Inexact, Real
+from jaxtyping import Array, ArrayLike, Inexact, Real
 
 from ._wavefunction import AbstractSpinState, check_spin_state
 
@@ -161,7 +161,7 @@ class LogPsi:
         return eqx.combine(p, c, self._static)
 
     def apply(
-        self, variables: Any, sigma: Real[Array, "*batch sites"], **kwargs: Any
+        self, variables: Any, sigma: Real[ArrayLike, "*batch sites"], **kwargs: Any
     ) -> Inexact[Array, "*batch"]:
         """log ψ(σ) for spin configurations σ in NetKet's encoding, any leading batch shape.
 

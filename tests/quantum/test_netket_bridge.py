@@ -171,6 +171,20 @@ def _flat(model):
     return ravel_pytree(eqx.filter(model, eqx.is_inexact_array))[0]
 
 
+def _sz0_chain_state(n_samples):
+    """The 6-site Heisenberg chain in Sᶻ = 0 with a complex `FixedMagnetization` state in an
+    `mcstate`, and NetKet's samples and local energies as physml's `aux` dict."""
+    hilbert = nk.hilbert.Spin(0.5, N, total_sz=0)
+    H = _observables(hilbert, nk.graph.Chain(N))["energy"]
+    model = FixedMagnetization(_chain_model())
+    vs = mcstate(model, hilbert, n_samples=n_samples, key=jax.random.key(2))
+    aux = {
+        "sigma": jnp.asarray(vs.samples.reshape(-1, N), model.dtype),
+        "e_loc": vs.local_estimators(H).reshape(-1),
+    }
+    return H, model, vs, aux
+
+
 def test_vmc_gradient_and_driver_step_match_physml():
     """On the 6-site Heisenberg chain in Sᶻ = 0 (complex `FixedMagnetization` state, 4000
     samples), with the standard errors of the sample mean of physml's per-sample gradient
@@ -186,21 +200,14 @@ def test_vmc_gradient_and_driver_step_match_physml():
     The exact gradient exceeds 20 standard errors in some component, so a wrong factor, sign
     or conjugation in either path fails. (physml's own `VMCObjective` gradient meets the same
     bound: tests/quantum/test_vmc.py.)"""
-    n_samples, lr = 4000, 0.05
-    hilbert = nk.hilbert.Spin(0.5, N, total_sz=0)
-    H = _observables(hilbert, nk.graph.Chain(N))["energy"]
-    model = FixedMagnetization(_chain_model())
-    states = jnp.asarray(hilbert.all_states(), model.dtype)
+    lr = 0.05
+    H, model, vs, aux = _sz0_chain_state(4000)
+    states = jnp.asarray(vs.hilbert.all_states(), model.dtype)
     energy = lambda m: jnp.real(_rayleigh_quotient(m, H, states))
     g_exact = _flat(eqx.filter_jit(eqx.filter_grad(energy))(model))
 
-    vs = mcstate(model, hilbert, n_samples=n_samples, key=jax.random.key(2))
-    _, g_nk = vs.expect_and_grad(H)
+    _, g_nk = vs.expect_and_grad(H)  # on the samples in `aux`
     g_nk = _flat(vs.model.combine({**vs.variables, "params": g_nk}))
-    aux = {
-        "sigma": jnp.asarray(vs.samples.reshape(-1, N), model.dtype),
-        "e_loc": vs.local_estimators(H).reshape(-1),
-    }
     stderr = assert_gradient_within_5_standard_errors(model, aux, g_nk, g_exact)
     assert np.max(np.abs(g_exact) / (stderr + 1e-300)) > 20  # the test has power
 
@@ -212,11 +219,29 @@ def test_vmc_gradient_and_driver_step_match_physml():
 
 
 @pytest.mark.slow
+def test_vmc_sr_direction_is_twice_physml_sr():
+    """`nk.driver.VMC_SR`'s update direction on a physml state's samples is twice that of
+    physml's `SR` with the same diagonal shift on the same samples and local energies (1e-8):
+    NetKet's force is the full gradient 2 Re⟨ΔO* ΔE⟩, physml's F half of it, so NetKet's
+    learning rate is physml's / 2 for the same step. Complex ψ (both Jacobian parts), 512
+    samples (58 parameters: parameter-space solves on both sides)."""
+    H, model, vs, aux = _sz0_chain_state(512)
+    driver = nk.driver.VMC_SR(H, optax.sgd(0.05), diag_shift=1e-3, variational_state=vs)
+    _, d_nk = driver.compute_loss_and_update()
+    d_nk = _flat(vs.model.combine({**vs.variables, "params": d_nk}))
+    d_ph, _ = eqx.filter_jit(SR(1e-3))(None, None, model, aux)
+    scale = np.max(np.abs(d_nk))
+    np.testing.assert_allclose(d_nk, 2 * _flat(d_ph), rtol=1e-8, atol=1e-10 * scale)
+
+
+@pytest.mark.slow
 def test_vmc_sr_run_reaches_physml_energy():
     """150 steps of NetKet's `VMC_SR` on a physml state and 150 of physml's `ground_state` with
-    `SR` (same learning rate, shift and samples per step) on the 6-site Heisenberg chain in
-    Sᶻ = 0 (sign rule, positive state) reach the same energy: within 5 combined standard errors
-    plus 1 % of |E₀| (the runs' own spread) of each other, and both within 2 % of E₀."""
+    `SR` (the same dynamics: shift, samples per step, and NetKet's learning rate half of
+    physml's, see `test_vmc_sr_direction_is_twice_physml_sr`) on the 6-site Heisenberg
+    chain in Sᶻ = 0 (sign rule, positive state) reach the same energy: within 5 combined
+    standard errors plus 1 % of |E₀| (the runs' own spread) of each other, and both within 2 %
+    of E₀."""
     n_samples, steps, lr, shift = 512, 150, 0.05, 1e-2
     hilbert = nk.hilbert.Spin(0.5, N, total_sz=0)
     H = nk.operator.Heisenberg(hilbert, nk.graph.Chain(N))
@@ -226,7 +251,7 @@ def test_vmc_sr_run_reaches_physml_energy():
     model = FixedMagnetization(net)
 
     vs = mcstate(model, hilbert, n_samples=n_samples, key=jax.random.key(1))
-    nk.driver.VMC_SR(H, optax.sgd(lr), diag_shift=shift, variational_state=vs).run(
+    nk.driver.VMC_SR(H, optax.sgd(lr / 2), diag_shift=shift, variational_state=vs).run(
         steps, out=None, show_progress=False
     )
     vs.n_samples = 4 * n_samples
