@@ -72,14 +72,18 @@ def _run(H, **kw):
 def test_time_limited_run_resumes_on_the_same_schedule(tmp_path):
     """A 1-ns budget stops after the first step (checkpointed); resuming with the same
     arguments ends with the parameters of an uninterrupted run, bit for bit: the step-indexed
-    schedule continued from the optimiser's step count, not restarted."""
+    schedule continued from the optimiser's step count, not restarted (a restarted one would
+    step by η(0..4) instead of η(1..5), which differ after the hold)."""
     H = tfim(4, 1.0)
-    whole = _run(H)
+    # One optimizer object for the three runs: one compiled step.
+    sgd = optax.sgd(hold_cosine_schedule(0.05, 6, final_learning_rate=0.005))
+    kw = {"optimizer": sgd, "learning_rate": None, "final_learning_rate": None}
+    whole = _run(H, **kw)
     ckpt = tmp_path / "state.eqx"
-    first = _run(H, time_limit_s=1e-9, checkpoint_path=ckpt)
+    first = _run(H, time_limit_s=1e-9, checkpoint_path=ckpt, **kw)
     assert first.n_steps == 1 and first.summary()["n_steps"] == 1
     assert "wall-time limit of 1e-09 s" in first.stop_reason and "after step 0" in first.stop_reason
-    rest = _run(H, checkpoint_path=ckpt, resume=True)
+    rest = _run(H, checkpoint_path=ckpt, resume=True, **kw)
     assert rest.n_steps == 6 and len(rest.history) == 5 and rest.stop_reason is None
     for a, b in zip(jax.tree.leaves(rest.model), jax.tree.leaves(whole.model), strict=True):
         np.testing.assert_array_equal(a, b)
