@@ -1,19 +1,25 @@
-"""Drift MPC solve time: the JAX solver of `DriftMPC` against CasADi + IPOPT on the same problem.
+"""Drift MPC solve time: the JAX solver of `DriftMPC` against acados and CasADi + IPOPT.
 
-The same optimal-control problem both ways: the nominal model (plant's mass, inertias and
+The same optimal-control problem every way: the nominal model (plant's mass, inertias and
 geometry, Fiala tyres with the friction-circle coupling), a donut of R = 11 m at β = 30°, the
 2-s horizon of 25 × 0.05 s + 5 × 0.15 s, the ROS2 Rosenbrock discretisation with the exact 4×4
-Jacobian (`DriftMPC`), the same cost and the same amplitude and rate boxes. CasADi
-gets it in multiple-shooting form (states and inputs as variables, the ROS2 map as equality
-constraints, the rate boxes as linear inequalities) with IPOPT's exact Hessian; the JAX solver
-runs its projected Gauss–Newton on the input rates. Both solutions are scored with the same
-JAX cost function (`DriftMPC.cost`).
+Jacobian (`DriftMPC`), the same least-squares cost and the same amplitude and rate boxes.
+- physml: projected Gauss–Newton/LM on the input rates (`DriftMPC.step`), warm (its shifted
+  previous plan, as in closed loop) and cold (holding the last command).
+- acados (`_acados_mpc.py`): multiple shooting with the ROS2 map as discrete dynamics,
+  Gauss–Newton Hessian, HPIPM with full condensing and without condensing; SQP-RTI (one
+  iteration per sample, warm-started from its own shifted previous solution: the real-time
+  mode) and SQP with a merit line search to convergence, warm and cold. Skipped, with a
+  message, when `acados` (the `comma-deps-acados` wheel) is not importable.
+- IPOPT: multiple shooting with the exact Hessian, cold.
+Cold starts hold the last command. Every plan is scored with physml's own cost
+(`DriftMPC.cost`), so the costs compare.
 
 Problems: the states of a 2-s closed loop of the MPC on the model itself from a perturbed drift
-(e = 0.6 m, β 4° off, V 0.5 m/s off). JAX is timed warm (its shifted previous plan, as in
-closed loop) and cold (holding the last command); IPOPT cold from the same hold-the-last-command
-guess. Run: `python benchmarks/drift_mpc.py [--problems 40] [--out FILE]`; prints a JSON
-summary (and writes it to FILE) with the machine load (`uptime`), since the timings depend on it.
+(e = 0.6 m, β 4° off, V 0.5 m/s off). Each solve is timed as the best of 3 repeats. Run:
+`python benchmarks/drift_mpc.py [--problems 40] [--no-ipopt] [--no-acados] [--out FILE]`;
+prints a table and a JSON summary (also written to FILE) with the machine load (`uptime`),
+since the timings depend on it. acados's generated code goes to benchmarks/out/acados/.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import casadi as ca  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from physml.kernels import ROS2_GAMMA, rollout  # noqa: E402
+from physml.kernels import ROS2_GAMMA, rollout, write_text_atomic  # noqa: E402
 from physml.vehicle import (  # noqa: E402
     Donut,
     DriftMPC,
@@ -41,6 +47,15 @@ from physml.vehicle import (  # noqa: E402
     SingleTrackModel,
     params_from_plant,
 )
+
+try:  # benchmarks/ is on sys.path
+    from _acados_mpc import AcadosDriftMPC, solve_sequence
+except ImportError as error:  # the `bench` extra is not installed
+    AcadosDriftMPC, ACADOS_MISSING = None, f"{type(error).__name__}: {error}"
+else:
+    ACADOS_MISSING = None
+
+CODE_DIR = Path(__file__).resolve().parent / "out" / "acados"
 
 
 def _soft_floor(x, floor):
@@ -182,28 +197,16 @@ class IpoptMPC:
         return np.asarray(sol.value(self.us)).T * self.u_scale, wall, ok
 
 
-def main(problems: int = 40, max_iterations: int = 5) -> dict:
-    plant = DriftPlant()
-    fiala = Fiala(coupling="friction_circle")
-    model = SingleTrackModel(params_from_plant(plant), fiala, fiala)
-    path = Donut(11.0, np.radians(30.0))
-    mpc = DriftMPC.from_path(model, path, max_iterations=max_iterations)
+def closed_loop_problems(mpc: DriftMPC, path: Donut, problems: int) -> list:
+    """(state, MPCState) of `problems` control steps of the MPC on the model itself (1-ms RK4
+    between steps) from a perturbed drift: e = 0.6 m, β + 4°, V + 0.5 m/s."""
     y_ref, u_ref = mpc.reference.at(0.0)
-
-    # Problems: a closed loop of the MPC on the model from a perturbed drift.
     f = lambda t, y, u, a: mpc.model.path_vector_field(t, y, u, path.curvature)
     advance = jax.jit(
         lambda y, u: rollout(f, y, jnp.broadcast_to(u, (50, 2)), 1e-3, check=False)[-1]
     )
-    x = (
-        jnp.concatenate([y_ref, jnp.zeros(3)])
-        .at[4]
-        .set(0.6)
-        .at[2]
-        .add(np.radians(4))
-        .at[1]
-        .add(0.5)
-    )
+    x = jnp.concatenate([y_ref, jnp.zeros(3)])
+    x = x.at[4].set(0.6).at[2].add(np.radians(4)).at[1].add(0.5)
     state = mpc.init(x, u_ref)
     records = []
     for _ in range(problems):
@@ -211,92 +214,184 @@ def main(problems: int = 40, max_iterations: int = 5) -> dict:
         records.append((x, state))
         state = new_state
         x = advance(x, u)
+    return records
 
-    def timed(st, meas, repeats=3):
-        best = np.inf
-        for _ in range(repeats):
-            tic = time.perf_counter()
-            out = mpc.step(st, meas)
-            jax.block_until_ready(out[0])
-            best = min(best, time.perf_counter() - tic)
-        return best, out
 
-    warm_t, cold_t, warm_cost, cold_cost, iters_warm, iters_cold = [], [], [], [], [], []
+def best_of(repeats: int, solve, *args):
+    """The shortest wall time [s] of `repeats` calls `solve(*args) -> (result, seconds)`, and
+    the results."""
+    runs = [solve(*args) for _ in range(repeats)]
+    return min(seconds for _, seconds in runs), [out for out, _ in runs]
+
+
+def run_physml(mpc: DriftMPC, records, warm: bool) -> dict:
+    """`DriftMPC.step` per problem, warm (the closed loop's state) or cold (`init`)."""
+
+    def solve(st, xk):
+        tic = time.perf_counter()
+        out = mpc.step(st, xk)
+        jax.block_until_ready(out[0])
+        return out, time.perf_counter() - tic
+
+    times, costs, iterations = [], [], []
     for xk, st in records:
-        t, (_, _, info) = timed(st, xk)
-        warm_t.append(t)
-        warm_cost.append(float(info.cost))
-        iters_warm.append(int(info.iterations))
-        cold = mpc.init(xk, st.last_command)
-        t, (_, _, info) = timed(cold, xk)
-        cold_t.append(t)
-        cold_cost.append(float(info.cost))
-        iters_cold.append(int(info.iterations))
+        st = st if warm else mpc.init(xk, st.last_command)
+        t, runs = best_of(3, solve, st, xk)
+        info = runs[-1][2]
+        times.append(t)
+        costs.append(float(info.cost))
+        iterations.append(int(info.iterations))
+    return {"wall_s": times, "cost": costs, "iterations": iterations}
 
-    ipopt = IpoptMPC(mpc, 1.0 / path.radius_m, float(path.sideslip(0.0)), float(y_ref[1]))
-    ip_t, ip_cost, ip_ok = [], [], []
+
+def plan_cost(mpc: DriftMPC, cost, plan, x0, last_command) -> float:
+    """physml's cost J of a plan of inputs (N, 2): the plan as scaled rates from the clipped
+    last command (within the boxes up to the solver's tolerance; `DriftMPC.inputs` clips)."""
+    lo = np.array([-mpc.steer_max_rad, mpc.torque_min_nm])
+    hi = np.array([mpc.steer_max_rad, mpc.torque_max_nm])
+    plan = np.asarray(plan)
+    prev = np.concatenate([np.clip(np.asarray(last_command), lo, hi)[None], plan[:-1]])
+    rate_max = np.array([mpc.steer_rate_max_radps, mpc.torque_rate_max_nmps])
+    z = (plan - prev) / np.asarray(mpc.dt_s)[:, None] / rate_max
+    return float(cost(jnp.clip(jnp.asarray(z), -1, 1), x0, last_command))
+
+
+def run_ipopt(mpc, cost, records, kappa, beta_ref, v_ref) -> dict:
+    ipopt = IpoptMPC(mpc, kappa, beta_ref, v_ref)
+    times, costs, ok = [], [], []
     for xk, st in records:
-        plan, wall, ok = ipopt.solve(xk, st.last_command)
-        # Scored by the JAX cost: the plan as scaled rates (within the boxes up to IPOPT's
-        # tolerance, clipped onto them by `DriftMPC.inputs`).
-        prev = np.concatenate(
-            [np.clip(np.asarray(st.last_command), [-0.6, -2000], [0.6, 2500])[None], plan[:-1]]
-        )
-        z = (
-            (plan - prev)
-            / np.asarray(mpc.dt_s)[:, None]
-            / np.array([mpc.steer_rate_max_radps, mpc.torque_rate_max_nmps])
-        )
-        ip_cost.append(float(mpc.cost(jnp.clip(jnp.asarray(z), -1, 1), xk, st.last_command)))
-        ip_t.append(wall)
-        ip_ok.append(ok)
+        plan, wall, converged = ipopt.solve(xk, st.last_command)
+        times.append(wall)
+        costs.append(plan_cost(mpc, cost, plan, xk, st.last_command))
+        ok.append(converged)
+    return {"wall_s": times, "cost": costs, "converged": int(np.sum(ok))}
 
+
+def summarise(results: dict, reference: str = "physml warm") -> list[dict]:
+    """Per solver: time median and p99 [ms] (wall; acados's own time_tot too), the median and
+    sum of the costs, and per problem the cost ratio against `reference`."""
     q = lambda a, p: float(np.percentile(np.asarray(a), p))
-    out = {
+    base = np.asarray(results[reference]["cost"])
+    rows = []
+    for name, r in results.items():
+        c = np.asarray(r["cost"])
+        row = {
+            "solver": name,
+            "median_ms": 1e3 * q(r["wall_s"], 50),
+            "p99_ms": 1e3 * q(r["wall_s"], 99),
+            "cost_median": float(np.median(c)),
+            "cost_sum": float(np.sum(c)),
+            f"{reference} / this, median": float(np.median(base / c)),
+            f"{reference} / this, max": float(np.max(base / c)),
+            f"{reference} within 0.1%": int(np.sum(base <= 1.001 * c)),
+        }
+        if "acados_time_tot_s" in r:
+            row["acados_time_tot_median_ms"] = 1e3 * q(r["acados_time_tot_s"], 50)
+            row["acados_time_tot_p99_ms"] = 1e3 * q(r["acados_time_tot_s"], 99)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], problems: int) -> str:
+    """The summary as a Markdown table."""
+    lines = [
+        "| solver | median [ms] | p99 [ms] | acados time_tot median / p99 [ms] | cost median "
+        "| cost sum | physml warm / this (median, max) "
+        f"| physml warm ≤ 1.001 × this (of {problems}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        internal = (
+            f"{r['acados_time_tot_median_ms']:.2f} / {r['acados_time_tot_p99_ms']:.2f}"
+            if "acados_time_tot_median_ms" in r
+            else "-"
+        )
+        lines.append(
+            f"| {r['solver']} | {r['median_ms']:.2f} | {r['p99_ms']:.2f} | {internal} | "
+            f"{r['cost_median']:.4g} | {r['cost_sum']:.4g} | "
+            f"{r['physml warm / this, median']:.3f}, {r['physml warm / this, max']:.3g} | "
+            f"{r['physml warm within 0.1%']} |"
+        )
+    return "\n".join(lines)
+
+
+ACADOS_RUNS = {  # name: (mode, QP condensing, warm, first problem from a converged SQP)
+    "acados SQP-RTI, full cond., cold start": ("rti", "full", True, False),
+    "acados SQP-RTI, full cond., SQP start": ("rti", "full", True, True),
+    "acados SQP-RTI, no cond., SQP start": ("rti", "partial", True, True),
+    "acados SQP warm, full cond.": ("sqp", "full", True, False),
+    "acados SQP warm, no cond.": ("sqp", "partial", True, False),
+    "acados SQP cold, full cond.": ("sqp", "full", False, False),
+}
+
+
+def main(
+    problems: int = 40, max_iterations: int = 5, ipopt: bool = True, acados: bool = True
+) -> dict:
+    plant = DriftPlant()
+    fiala = Fiala(coupling="friction_circle")
+    model = SingleTrackModel(params_from_plant(plant), fiala, fiala)
+    path = Donut(11.0, np.radians(30.0))
+    mpc = DriftMPC.from_path(model, path, max_iterations=max_iterations)
+    y_ref, _ = mpc.reference.at(0.0)
+    kappa, beta_ref, v_ref = 1.0 / path.radius_m, float(path.sideslip(0.0)), float(y_ref[1])
+    cost = jax.jit(lambda z, x0, last: mpc.cost(z, x0, last))
+    records = closed_loop_problems(mpc, path, problems)
+
+    results = {
+        "physml warm": run_physml(mpc, records, warm=True),
+        "physml cold": run_physml(mpc, records, warm=False),
+    }
+    notes = {}
+    if acados and AcadosDriftMPC is None:
+        notes["acados"] = (
+            f"skipped: acados is not importable ({ACADOS_MISSING}); install the bench extra "
+            "(pip install -e '.[bench]')"
+        )
+        print(notes["acados"])
+    elif acados:
+        step = casadi_ros2(mpc.model, kappa)
+        sequence = [(xk, np.asarray(st.last_command)) for xk, st in records]
+        hold = lambda xk, last: mpc.predict(xk, np.tile(last, (mpc.horizon_steps, 1)))
+        score = lambda plan, xk, last: plan_cost(mpc, cost, plan, xk, last)
+        solvers = {}  # one generated and compiled solver per (mode, condensing)
+        for key in sorted({run[:2] for run in ACADOS_RUNS.values()}):
+            solvers[key] = AcadosDriftMPC(
+                mpc, step, beta_ref, v_ref, mode=key[0], qp=key[1], code_dir=CODE_DIR
+            )
+        sqp = solvers["sqp", "full"]
+        x0, last = sequence[0]
+        converged = sqp.solve(x0, last, sqp.cold_guess(last, hold(x0, last)))[0]
+        for name, (mode, qp, warm, sqp_start) in ACADOS_RUNS.items():
+            results[name] = solve_sequence(
+                solvers[mode, qp],
+                sequence,
+                warm=warm,
+                first=converged if sqp_start else None,
+                hold=hold,
+                score=score,
+            )
+    if ipopt:
+        results["IPOPT cold"] = run_ipopt(mpc, cost, records, kappa, beta_ref, v_ref)
+
+    rows = summarise(results)
+    return {
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "problems": problems,
         "max_iterations": max_iterations,
-        "jax_warm_ms": {"median": 1e3 * q(warm_t, 50), "p99": 1e3 * q(warm_t, 99)},
-        "jax_cold_ms": {"median": 1e3 * q(cold_t, 50), "p99": 1e3 * q(cold_t, 99)},
-        "ipopt_ms": {"median": 1e3 * q(ip_t, 50), "p99": 1e3 * q(ip_t, 99)},
-        "ipopt_converged": int(np.sum(ip_ok)),
-        "iterations_warm_mean": float(np.mean(iters_warm)),
-        "iterations_cold_mean": float(np.mean(iters_cold)),
-        "speedup_median_warm": q(ip_t, 50) / q(warm_t, 50),
-        "speedup_median_cold": q(ip_t, 50) / q(cold_t, 50),
-        "cost_ratio_warm_over_ipopt_median": float(
-            np.median(np.asarray(warm_cost) / np.asarray(ip_cost))
-        ),
-        "cost_ratio_cold_over_ipopt_median": float(
-            np.median(np.asarray(cold_cost) / np.asarray(ip_cost))
-        ),
-        # Per problem: the worst ratio, how many plans are within 0.1% of IPOPT's cost or below
-        # it (IPOPT's own local solution is not always the better one), and which are not
-        # (problem 0 is the first step from the perturbed start, with no previous plan).
-        "cost_ratio_warm_over_ipopt_max": float(
-            np.max(np.asarray(warm_cost) / np.asarray(ip_cost))
-        ),
-        "warm_within_0p1pct_of_ipopt": int(
-            np.sum(np.asarray(warm_cost) <= 1.001 * np.asarray(ip_cost))
-        ),
-        "warm_above_0p1pct": [
-            [i, round(float(w / c), 4)]
-            for i, (w, c) in enumerate(zip(warm_cost, ip_cost, strict=True))
-            if w > 1.001 * c
-        ],
-        "cost_sum": {
-            "jax_warm": float(np.sum(warm_cost)),
-            "jax_cold": float(np.sum(cold_cost)),
-            "ipopt": float(np.sum(ip_cost)),
-        },
+        "table": table(rows, problems),
+        "summary": rows,
+        "notes": notes,
+        "per_problem": results,
     }
-    return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=40)
     parser.add_argument("--max-iterations", type=int, default=5)
+    parser.add_argument("--no-ipopt", action="store_true", help="skip CasADi + IPOPT")
+    parser.add_argument("--no-acados", action="store_true", help="skip acados")
     parser.add_argument(
         "--out", type=Path, default=None, help="also write the JSON result to this file"
     )
@@ -305,8 +400,9 @@ if __name__ == "__main__":
         "uptime at start:",
         subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
     )
-    text = json.dumps(main(args.problems, args.max_iterations), indent=2)
-    print(text)
+    result = main(args.problems, args.max_iterations, not args.no_ipopt, not args.no_acados)
+    text = json.dumps(result, indent=2)
+    print(result["table"])
+    print(json.dumps({k: v for k, v in result.items() if k != "per_problem"}, indent=2))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+        write_text_atomic(args.out, text + "\n")
