@@ -80,8 +80,8 @@ def test_predictor_matches_fine_rollout(mpc):
 
 
 def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(model, mpc):
-    # Grip cornering (a stable equilibrium) under a steering and torque wobble: the 0.15-s
-    # tail is checked here, where differences are not amplified by an unstable mode.
+    # Grip cornering (a stable equilibrium) under a steering and torque wobble over the whole
+    # default grid, where differences are not amplified by an unstable mode.
     eq = solve_equilibrium(model, np.radians(-0.5), speed_mps=10.0)
     x0 = jnp.concatenate([eq.state, jnp.zeros(3)])
     k = jnp.arange(30.0)[:, None]

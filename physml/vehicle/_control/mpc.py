@@ -1,9 +1,9 @@
 """Real-time nonlinear MPC that holds the single-track model in a drift along a path.
 
 Djeumou et al., "Autonomous drifting with 3 minutes of data via learned tire models", ICRA 2023,
-Sec. IV; horizon, grid, cost and input boxes as in "One model to drift them all", CoRL 2024,
-App. A. The problem (ROS2 prediction, tracking cost, rate parametrisation, condensed Jacobian) is
-`DriftProblem`; each control step solves it by projected Gauss–Newton on the box of scaled input
+Sec. IV; cost and input boxes as in "One model to drift them all", CoRL 2024, App. A, on a
+uniform 0.05-s grid (`DEFAULT_GRID_S`). The problem (ROS2 prediction, tracking cost, rate
+parametrisation, condensed Jacobian) is `DriftProblem`; each control step solves it by projected Gauss–Newton on the box of scaled input
 rates (`solve_box_least_squares`) within `max_iterations`, warm-started from the previous plan
 shifted by one control period, and sends the plan's first input. A non-finite prediction or
 solve falls back to the shifted previous plan (`MPCStatus.nonfinite_fallback`).
@@ -36,8 +36,11 @@ from .problem import DriftProblem, MPCWeights, mean_model, quasi_steady_wheel_sp
 from .reference import DriftReference, drift_reference
 from .solver import solve_box_least_squares
 
-#: Default horizon grid [s] (CoRL 2024, App. A): 25 steps of 0.05 s, then 5 of 0.15 s (2 s).
-DEFAULT_GRID_S = (0.05,) * 25 + (0.15,) * 5
+#: Default horizon grid [s]: 30 steps of 0.05 s (1.5 s). CoRL 2024 (App. A) ends its 2-s grid
+#: with 5 steps of 0.15 s; a W-method step that long can diverge in the fast transient of a
+#: drift that snaps back to grip, and the blown-up prediction then misleads the solver
+#: (docs/notes/2026-12-02-drift-robustness-causes.md), so the grid stays at 0.05 s throughout.
+DEFAULT_GRID_S = (0.05,) * 30
 
 
 class MPCStatus(eqx.Enumeration):
@@ -138,7 +141,7 @@ class DriftMPC(eqx.Module):
             path: an `AbstractPath`; reference: its `drift_reference` (for an ensemble, of
                 the particles' mean model). `DriftMPC.from_path` computes it.
             weights: cost tolerances (default `MPCWeights()`).
-            grid_s: horizon step lengths [s] (default 25 × 0.05 s + 5 × 0.15 s).
+            grid_s: horizon step lengths [s] (default `DEFAULT_GRID_S`, 30 × 0.05 s).
             actuators: amplitude and steering-rate boxes (default `Actuators()`).
             torque_rate_max_nmps: |τ̇| box [N·m/s] (a design choice: 500 N·m per 0.05 s).
             max_iterations: Gauss–Newton iterations per step (bounds the solve time).
