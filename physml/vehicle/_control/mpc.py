@@ -3,10 +3,11 @@
 Djeumou et al., "Autonomous drifting with 3 minutes of data via learned tire models", ICRA 2023,
 Sec. IV; cost and input boxes as in "One model to drift them all", CoRL 2024, App. A, on a
 uniform 0.05-s grid (`DEFAULT_GRID_S`). The problem (ROS2 prediction, tracking cost, rate
-parametrisation, condensed Jacobian) is `DriftProblem`; each control step solves it by projected Gauss–Newton on the box of scaled input
-rates (`solve_box_least_squares`) within `max_iterations`, warm-started from the previous plan
-shifted by one control period, and sends the plan's first input. A non-finite prediction or
-solve falls back to the shifted previous plan (`MPCStatus.nonfinite_fallback`).
+parametrisation, condensed Jacobian) is `DriftProblem`; each control step solves it by projected
+Gauss–Newton on the box of scaled input rates (`solve_box_least_squares`) within
+`max_iterations`, warm-started from the previous plan shifted by one control period, and sends
+the plan's first input. A non-finite prediction or solve falls back to the shifted previous plan
+(`MPCStatus.nonfinite_fallback`).
 
 With `wheel_speed="quasi_steady"` the measured rear wheel speed is replaced by the model's
 quasi-steady one (`quasi_steady_wheel_speed`) and the torque box is capped at 95 % of the
