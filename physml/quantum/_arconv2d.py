@@ -230,21 +230,19 @@ class ARConv2D(AbstractTwoStateNetwork):
 
     # ----- batched pass ------------------------------------------------------------------------
 
-    def _v_layer(self, layer: int, u: Array, matmul: bool = False) -> Array:
+    def _v_layer(self, layer: int, u: Array, conv: Callable = _conv) -> Array:
         """Vertical stack, layer `layer`: rows t of its output from rows t−p … t of its input
         u (shape (b, rows + p, L₂, F_in), the p rows above first); shape (b, rows, L₂, F).
-        `matmul`: convolutions as shifted matmuls (`_conv_matmul`), the same values."""
+        `conv`: a "VALID" convolution (x, w) → y, e.g. `_conv` or `_conv_matmul`."""
         p = self.kernel_size // 2
-        conv = _conv_matmul if matmul else _conv
         u_pad = jnp.pad(u, ((0, 0), (0, 0), (p, p), (0, 0)))
         dv = self.activation(conv(u_pad, self.v_weights[layer]) + self.v_biases[layer])
         return dv if layer == 0 else u[:, p:] + dv
 
-    def _h_layer(self, layer: int, h: Array, v: Array, matmul: bool = False) -> Array:
+    def _h_layer(self, layer: int, h: Array, v: Array, conv: Callable = _conv) -> Array:
         """Horizontal stack, layer `layer`, on whole rows: input h (b, rows, L₂, F_in) and the
         same rows of this layer's vertical output v (b, rows, L₂, F)."""
         p = self.kernel_size // 2
-        conv = _conv_matmul if matmul else _conv
         h_pad = jnp.pad(h, ((0, 0), (0, 0), (p, 0), (0, 0)))
         pre = conv(h_pad, self.h_weights[layer]) + self.h_biases[layer]
         dh = self.activation(pre + v @ self.vh_weights[layer])
@@ -255,13 +253,14 @@ class ARConv2D(AbstractTwoStateNetwork):
     ) -> tuple[Float[Array, "batch sites f"], tuple[Array, ...]]:
         """Last-layer features and every layer's vertical output, shape (batch, L₁, L₂, F)."""
         p = self.kernel_size // 2
+        conv = _conv_matmul if matmul else _conv
         s = spins.reshape(-1, *self.shape, 1)
         v = jnp.pad(s, ((0, 0), (1, 0), (0, 0), (0, 0)))[:, :-1]  # row r sees rows < r
         h = jnp.pad(s, ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]  # site c sees c' < c
         vs = []
         for layer in range(self.layers):
-            v = self._v_layer(layer, jnp.pad(v, ((0, 0), (p, 0), (0, 0), (0, 0))), matmul)
-            h = self._h_layer(layer, h, v, matmul)
+            v = self._v_layer(layer, jnp.pad(v, ((0, 0), (p, 0), (0, 0), (0, 0))), conv)
+            h = self._h_layer(layer, h, v, conv)
             vs.append(v)
         return h.reshape(spins.shape[0], self.n_sites, self.features), tuple(vs)
 
@@ -315,7 +314,7 @@ class ARConv2D(AbstractTwoStateNetwork):
         *,
         active: Bool[Array, "batch conn"] | None = None,
         transform: Transform | None = None,
-        max_configurations: int = 256,
+        max_configurations: int | None = None,
     ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
         """log ψ(σ) and log ψ(σ'_k) for configurations σ'_k that differ from σ in a few sites
         (what a Hamiltonian connects σ to), recomputing only the rows at and below each σ'_k's
@@ -327,7 +326,8 @@ class ARConv2D(AbstractTwoStateNetwork):
             active: which σ'_k are needed (default all); an inactive one gets log ψ(σ).
             transform: a rewrite of the per-site log-moduli in which site i depends on x_≤i
                 (what `FixedMagnetization` passes).
-            max_configurations: configurations per `lax.map` step; values do not depend on it.
+            max_configurations: configurations per `lax.map` step (`None`: cache-sized); the
+                values do not depend on it.
         """
         check_connected(self.n_sites, sigma, sigma_p, active)
         return log_psi_connected_2d(

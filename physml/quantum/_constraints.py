@@ -151,7 +151,7 @@ class FixedMagnetization(AbstractAutoregressiveSpinState):
         *,
         active: Bool[Array, "batch conn"] | None = None,
         transform: Transform | None = None,
-        max_configurations: int = 256,
+        max_configurations: int | None = None,
     ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
         """log ψ̃(σ) and log ψ̃(σ'_k) through the wrapped model's incremental path, with the
         forced conditionals as a per-site rewrite of its log-moduli (then `transform`, if any).

@@ -33,6 +33,12 @@ from ._wavefunction import AbstractTwoStateNetwork
 
 __all__ = ["Transform", "check_connected", "log_psi_connected_2d"]
 
+# Values per (chunk, L₁·L₂, F) array of a `lax.map` step when no chunk size is given: about
+# 0.5 MB in float64, a size that stays in cache (timed on 6×6 and 10×10, docs/notes/).
+_CHUNK_ELEMENTS = 65_536
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
 # (b, N) local-state indices and (b, N, 2) log-moduli → rewritten log-moduli; site i may depend
 # on x_≤i only (e.g. the masks of `FixedMagnetization`).
 Transform = Callable[[Array, Array], Array]
@@ -59,6 +65,19 @@ def check_connected(n_sites: int, sigma: Array, sigma_p: Array, active: Array | 
         )
 
 
+def _conv(x: Array, w: Array) -> Array:
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
+
+
+def _conv_im2col(x: Array, w: Array) -> Array:
+    """The "VALID" convolution of `_conv` as one matmul: the kernel's taps of x stacked on
+    the feature axis (faster than XLA's convolution for a few features on a CPU)."""
+    kh, kw, f_in, f_out = w.shape
+    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    taps = [x[:, a : a + ho, b : b + wo, :] for a in range(kh) for b in range(kw)]
+    return jnp.concatenate(taps, axis=-1) @ w.reshape(kh * kw * f_in, f_out)
+
+
 def _site_terms(model, h: Array, x: Array, transform: Transform | None) -> Array:
     """log ψ_i(x_i | x_<i) per site from last-layer features h (b, n, F), with `transform`
     applied to the log-moduli of the full configurations x (b, N); n ≤ N are the last sites."""
@@ -80,7 +99,7 @@ def _rows_below(
     cached: tuple[Array, ...],
     prefix: Array,
     transform: Transform | None,
-    matmul: bool,
+    conv: Callable,
 ) -> Array:
     """log ψ(σ') for a chunk whose first changed row is (at least) r: x (c, N) the indices of
     σ', `ref` (c,) their references, `cached` every layer's vertical output of all references
@@ -96,13 +115,13 @@ def _rows_below(
     h = jnp.pad(s[:, r:], ((0, 0), (0, 0), (1, 0), (0, 0)))[:, :, :-1]
     for layer in range(model.layers):
         if r + 1 < l1:
-            v_new = model._v_layer(layer, v_in, matmul)
+            v_new = model._v_layer(layer, v_in, conv)
             context = cached[layer][ref, max(lo, 0) : r + 1]  # rows lo … r, those of σ
             v_rows = jnp.concatenate([context[:, -1:], v_new], axis=1)
             v_in = jnp.concatenate([jnp.pad(context, above), v_new], axis=1)
         else:
             v_rows = cached[layer][ref, r:]
-        h = model._h_layer(layer, h, v_rows, matmul)
+        h = model._h_layer(layer, h, v_rows, conv)
     terms = _site_terms(model, h.reshape(c, -1, model.features), x, transform)
     return prefix[ref, r] + terms.sum(-1)
 
@@ -114,8 +133,8 @@ def log_psi_connected_2d(
     *,
     active: Bool[Array, "batch conn"] | None = None,
     transform: Transform | None = None,
-    chunk_size: int = 256,
-    matmul: bool = True,
+    chunk_size: int | None = None,
+    im2col: bool = True,
 ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
     """log ψ(σ) and log ψ(σ'_k) for an `ARConv2D`, recomputing rows ≥ the first changed row.
 
@@ -127,8 +146,11 @@ def log_psi_connected_2d(
             and costs nothing. Default: all.
         transform: a rewrite of the per-site log-moduli, (x (b, N), log|ψ_i(s)| (b, N, 2)) →
             (b, N, 2), in which site i depends on x_≤i only (`FixedMagnetization`'s masks).
-        chunk_size: configurations per `lax.map` step; the values do not depend on it.
-        matmul: convolutions as shifted matmuls (else XLA's convolution); the same values.
+        chunk_size: configurations per `lax.map` step; `None`: a cache-sized chunk (about
+            `_CHUNK_ELEMENTS` values per (chunk, sites, features) array, 8 to 256
+            configurations). The values do not depend on it.
+        im2col: convolutions as one matmul of the stacked kernel taps (`_conv_im2col`), else
+            XLA's convolution; the same values.
 
     Returns:
         `(log_psi, log_psi_p)`, shapes (batch,) and (batch, conn), as `model.log_psi` would give
@@ -150,6 +172,8 @@ def log_psi_connected_2d(
 
     # Chunks of one first row each: group r (< L₁) fills ceil(count_r / c) chunks in turn; at
     # most ceil(m / c) + L₁ of them, the rest (group L₁) are empty.
+    if chunk_size is None:
+        chunk_size = min(max(_CHUNK_ELEMENTS // (n * model.features), 8), 256)
     m, c = b * k, min(chunk_size, b * k)
     order = jnp.argsort(first_row, stable=True)
     counts = jnp.bincount(first_row, length=l1 + 1)[:l1]
@@ -166,7 +190,8 @@ def log_psi_connected_2d(
     def branch(r: int):
         def run(pair_c: Int[Array, " c"]) -> Array:
             idx = jnp.minimum(pair_c, m - 1)
-            return _rows_below(model, r, xp[idx], idx // k, cached, prefix, transform, matmul)
+            conv = _conv_im2col if im2col else _conv
+            return _rows_below(model, r, xp[idx], idx // k, cached, prefix, transform, conv)
 
         return run
 

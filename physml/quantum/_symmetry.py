@@ -193,7 +193,7 @@ class Symmetrized(AbstractSpinState):
         sigma_p: Real[Array, "batch conn sites"],
         *,
         active: Bool[Array, "batch conn"] | None = None,
-        max_configurations: int = 256,
+        max_configurations: int | None = None,
     ) -> tuple[Inexact[Array, " batch"], Inexact[Array, "batch conn"]]:
         """log ψ_G(σ) and log ψ_G(σ'_k): each image gσ'_k differs from gσ where σ'_k differs
         from σ (moved by g), so the wrapped model's incremental path evaluates it against gσ.

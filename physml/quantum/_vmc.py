@@ -32,7 +32,9 @@ from ._wavefunction import AbstractSpinState, check_spin_state
 
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
-# Network passes per sample chunk of the incremental path (see `_log_psi_incremental`).
+# Network passes per `lax.map` step of the full path when `max_configurations` is None, and per
+# sample chunk of the incremental path (`_log_psi_incremental`); timings in docs/notes/.
+_FULL_PASSES = 256
 _INCREMENTAL_PASSES = 16_384
 
 
@@ -131,7 +133,7 @@ def _log_psi_incremental(
     sigma: Array,
     sigma_p: Array,
     active: Array,
-    max_configurations: int,
+    max_configurations: int | None,
 ) -> tuple[Array, Array]:
     """`model.log_psi_connected` in `lax.map` chunks of samples of about
     `_INCREMENTAL_PASSES` network passes each (bounded memory, even chunks)."""
@@ -162,7 +164,7 @@ def local_energies(
     *,
     single_flip: bool | None = None,
     incremental: bool | None = None,
-    max_configurations: int = 256,
+    max_configurations: int | None = None,
 ) -> Inexact[Array, " batch"]:
     """E_loc(σ) = Σ_σ' H_σσ' ψ(σ')/ψ(σ) for a batch of spin configurations (jit-friendly).
 
@@ -184,10 +186,12 @@ def local_energies(
             (`has_connected_path`) and `single_flip` is off; `True` on a model without one
             raises a ValueError.
         max_configurations: evaluate ψ on the connected configurations in chunks of at most
-            this many network passes (`model.passes_per_configuration` per configuration, at
-            least one sample per chunk), one `lax.map` step each, through the `per_sample=True`
-            form of `log_psi`. Small chunks stay in cache, which is faster (measurements in
-            docs/notes/); the values do not depend on it.
+            this many network passes, one `lax.map` step each. Full path: through the
+            `per_sample=True` form of `log_psi`, `model.passes_per_configuration` passes per
+            configuration, at least one sample per chunk; `None` is 256. Incremental path:
+            configurations of one base network per step; `None` is a cache-sized chunk
+            (`ARConv2D.log_psi_connected`). Small chunks stay in cache, which is faster on a
+            CPU (measurements in docs/notes/); the values do not depend on it.
 
     Returns:
         Local energies (complex for a complex ψ; real for a positive ψ and a real operator).
@@ -213,7 +217,7 @@ def _connected(
     *,
     single_flip: bool | None = None,
     incremental: bool | None = None,
-    max_configurations: int = 256,
+    max_configurations: int | None = None,
 ) -> tuple[Array, Array, Array, Array]:
     """The configurations σ' that H connects σ to, H_σσ', log ψ(σ) and log ψ(σ') (the
     arguments of `local_energies`; log ψ(σ') is log ψ(σ) where H_σσ' = 0 on the incremental
@@ -257,7 +261,9 @@ def _connected(
     else:
         if log_psi is None:
             log_psi = model.log_psi(sigma)
-        log_psi_p = _log_psi_chunked(model, sigma_p, max_configurations)
+        log_psi_p = _log_psi_chunked(
+            model, sigma_p, _FULL_PASSES if max_configurations is None else max_configurations
+        )
     return sigma_p, mels, log_psi, log_psi_p
 
 
