@@ -7,14 +7,14 @@ the augmented state ξ_k = (x_k, u_{k−1}) ∈ R⁹ (x = (r, V, β, ω_r, e, Δ
     J = ½ Σ_{k=1..N} h_{k−1} |ρ_track(x_k)|² + ½ Σ_{k=0..N−1} h_k |(u_k − u_{k−1}) / (h_k σ_u̇)|²
 
 with ρ_track = ((β − β_ref)/σ_β, e/σ_e, Δφ/σ_Δφ, ρ_V) and ρ_V with the one-sided speed floor of
-`MPCWeights`, as nonlinear least squares with stage weights W_k. acados scales stage k's cost by
-its time step, so the grid is handed to it as unit steps and h_k enters W_k and the dynamics'
-parameter instead. Constraints: the amplitude box on u_k and the rate box
-|u_k − u_{k−1}| ≤ h_k u̇_max as the linear constraint D u_k + C ξ_k. F is the CasADi function
-the caller passes (the ROS2 map of `DriftMPC`'s predictor), so both solvers predict with one
-map; β_ref and V_ref are stage parameters (constant along a donut). States and inputs are scaled
-to O(1) (an interior-point QP is not scale-invariant), as in the IPOPT baseline. Hessian:
-Gauss–Newton, as `DriftMPC`'s solver.
+`MPCWeights` (its front-slip envelope term must be off), as nonlinear least squares with stage
+weights W_k. acados scales stage k's cost by its time step, so the grid is handed to it as unit
+steps and h_k enters W_k and the dynamics' parameter instead. Constraints: the amplitude box
+on u_k and the rate box |u_k − u_{k−1}| ≤ h_k u̇_max as the linear constraint D u_k + C ξ_k.
+F is the CasADi function the caller passes (the ROS2 map of `DriftMPC`'s predictor), so both
+solvers predict with one map; β_ref and V_ref are stage parameters (constant along a donut).
+States and inputs are scaled to O(1) (an interior-point QP is not scale-invariant), as in the
+IPOPT baseline. Hessian: Gauss–Newton, as `DriftMPC`'s solver.
 
 acados: Verschueren et al., "acados — a modular open-source framework for fast embedded optimal
 control", Math. Prog. Comp. 14 (2022); SQP-RTI: Diehl, Bock & Schlöder, SIAM J. Control Optim.
@@ -121,6 +121,12 @@ class AcadosDriftMPC:
             raise ValueError(f"`mode` must be one of {sorted(_MODES)}, got {mode!r}.")
         if qp not in _QP_SOLVERS:
             raise ValueError(f"`qp` must be one of {sorted(_QP_SOLVERS)}, got {qp!r}.")
+        envelope = getattr(mpc.weights, "front_slip_limit_rad", np.inf)
+        if np.isfinite(envelope):
+            raise ValueError(
+                "The front-slip envelope term (MPCWeights.front_slip_limit_rad = "
+                f"{envelope!r}) is not transcribed; use an MPC with it off (inf)."
+            )
         use_bundled_acados()
         self.mode = mode
         self.dt = np.asarray(mpc.dt_s, float)

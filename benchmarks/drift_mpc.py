@@ -1,9 +1,10 @@
 """Drift MPC solve time: the JAX solver of `DriftMPC` against acados and CasADi + IPOPT.
 
 The same optimal-control problem every way: the nominal model (plant's mass, inertias and
-geometry, Fiala tyres with the friction-circle coupling), a donut of R = 11 m at β = 30°, the
-2-s horizon of 25 × 0.05 s + 5 × 0.15 s, the ROS2 Rosenbrock discretisation with the exact 4×4
-Jacobian (`DriftMPC`), the same least-squares cost and the same amplitude and rate boxes.
+geometry, Fiala tyres with the friction-circle coupling), a donut of R = 11 m at β = 30°,
+`DriftMPC`'s default horizon grid (`DEFAULT_GRID_S`, printed as `grid_s`), the ROS2 Rosenbrock
+discretisation with the exact 4×4 Jacobian, the same least-squares cost and the same amplitude
+and rate boxes.
 - physml: projected Gauss–Newton/LM on the input rates (`DriftMPC.step`), warm (its shifted
   previous plan, as in closed loop) and cold (holding the last command).
 - acados (`_acados_mpc.py`): multiple shooting with the ROS2 map as discrete dynamics,
@@ -379,6 +380,7 @@ def main(
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "problems": problems,
         "max_iterations": max_iterations,
+        "grid_s": [float(h) for h in np.asarray(mpc.dt_s)],
         "table": table(rows, problems),
         "summary": rows,
         "notes": notes,
