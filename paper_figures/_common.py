@@ -16,12 +16,14 @@ from physml import vehicle
 
 
 def model_key(seed: int, i: int):
-    """Initial-model key of tyre i (`vehicle.TIRES` order), as in the benchmark."""
+    """Key of tyre i (`vehicle.TIRES` order) that the benchmark gives `vehicle.identify_tire`
+    (it builds the initial model from it), so also the key of the cached model's skeleton."""
     return jax.random.key(seed + 100 + i)
 
 
 def fit_key(seed: int, i: int):
-    """Identification key of tyre i, as in the benchmark."""
+    """Identification key of tyre i for a figure script's own `vehicle.identify` call (the
+    benchmark passes `model_key` to `vehicle.identify_tire`, which splits it)."""
     return jax.random.key(seed + 200 + i)
 
 

@@ -18,6 +18,8 @@ flagged `FLAG_RESET` (it does not follow from the one before, so no identificati
 a gap). The drive input is "torque" (the drive torque at the rear wheels [N m]) or a command,
 "throttle" or "engine_torque", whose map to the wheel torque is unknown: the model then learns
 the affine map E(τ) = k_τ τ + τ_0 of Djeumou et al., CoRL 2024, A.1 (`TableSchema.vehicle_params`).
+CSV only (pandas and pyarrow are not dependencies): a parquet log converts with
+`pandas.read_parquet(src).to_csv(dst, index=False)`.
 """
 
 from __future__ import annotations

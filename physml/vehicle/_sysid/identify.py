@@ -6,8 +6,8 @@ rolled out from the measured state under the logged controls, with the error of 
 normalised by that state's standard deviation over the training data. The split into training
 and validation data is by time (the last `val_fraction` of the log), so the validation windows
 are never seen, not even overlapping; early stopping watches the validation loss, on windows of
-`val_horizon` steps: longer ones (0.5-1 s) than the training windows let it see open-loop
-behaviour that 0.2-s windows miss, such as a slowly diverging rear wheel speed.
+`val_horizon` steps (default: as long as the training windows). The defaults are the package's
+identification recipe (`identify_tire`, which also builds the starting model).
 Fitting goes through `physml.kernels.fit`, the loop shared with variational Monte Carlo.
 """
 

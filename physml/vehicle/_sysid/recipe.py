@@ -1,14 +1,16 @@
 """The identification recipe: one way from a log and a tyre name to an identified model, the
 same from the API, `physml sysid`, `physml drift` (`fit_model`) and the benchmarks.
 
-    model  = make_model(tire, key=k_model, params=params, data=INIT_FROM_DATA and log)
+    (k_model, k_fit) = jax.random.split(key)
     params = fit_drive_map(log, params)        only where the drive map is affine (a command)
-    result = identify(log, model, key=k_fit, steps=steps)           `identify`'s own defaults
+    model  = make_model(tire, key=k_model, params=params)     the tyre's textbook start
+    result = identify(log, model, key=k_fit, steps=steps)    `identify`'s own defaults
 
-(k_model, k_fit) = jax.random.split(key). The settings of the loss, the optimiser, the
-validation windows and the early stopping are `identify`'s defaults; there is nothing to
-override per caller. Where the recipe was chosen and how it compares across data seeds:
-docs/notes/2026-12-02-identification-recipe.md.
+The tyres start from their textbook values (`make_model` without data; the start from the
+log's axle forces, `make_model(data=...)`, stays available but is not the recipe). The loss,
+optimiser, validation windows (as long as the training windows, 0.2 s) and early stopping are
+`identify`'s defaults; nothing is overridden per caller. The comparison over data seeds that
+chose this recipe: docs/notes/2026-12-02-identification-recipe.md.
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ from .._model.params import VehicleParams
 from .._tires.registry import TIRES
 from .force_estimates import fit_drive_map
 from .identify import IdentificationResult, identify, make_model
-
-#: Whether the tyres start from a fit to the log's axle force estimates (`make_model(data=)`).
-INIT_FROM_DATA = True
 
 
 def identify_tire(
@@ -70,7 +69,7 @@ def identify_tire(
     params = VehicleParams() if params is None else params
     if params.torque_offset_nm is not None:
         params = fit_drive_map(data, params)
-    model = make_model(tire, key=k_model, params=params, data=data if INIT_FROM_DATA else None)
+    model = make_model(tire, key=k_model, params=params)
     init = {
         "init_wall_time_s": time.perf_counter() - tic,
         "init_cpu_time_s": time.process_time() - tic_cpu,
