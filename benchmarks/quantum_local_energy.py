@@ -8,7 +8,12 @@ H), heisenberg:10 (10×10 open, Sᶻ = 0), tfim:6 (6×6 periodic, h = 3), tfim:1
 h = 3): the lattices of `quantum_2d_gpu.py`. State: a positive `ARConv2D` of the default depth
 (every site sees all earlier ones: 5 layers on 6×6, 9 on 10×10), in `FixedMagnetization` for
 Heisenberg, symmetrised over the spin flip (2 base-network images per configuration, as
-`quantum_2d_gpu.py --train-symmetry flip`); untrained, samples drawn exactly from it.
+`quantum_2d_gpu.py --train-symmetry flip`), untrained. The configurations (`--configurations`):
+exact samples of that state ("model"), or, for Heisenberg, Néel configurations with random
+exchanges of an up and a down spin until the share of antiparallel bonds is at most
+`--antiparallel` ("neel"; default 0.73, about that of the ground state, ⟨σᶻσᶻ⟩ ≈ −0.45 per bond
+on the periodic 6×6 lattice (QMC energy / 3)); a trained state's samples look like these, an
+untrained one's may not, and only antiparallel bonds have non-zero off-diagonal elements.
 
 Printed per system and width: milliseconds per batch of local energies (the least over
 `--repeats` timed calls after a compiling one; wall time, and the process's CPU time, which is
@@ -80,9 +85,47 @@ def _time(f, *args, repeats: int) -> tuple[float, float, jax.Array]:
     return min(wall), min(cpu), out
 
 
-def measure(system: str, features: int, samples: int, repeats: int, seed: int) -> dict:
+def neel_like(H, L: int, samples: int, antiparallel: float, seed: int) -> np.ndarray:
+    """Néel configurations (σᶻ = ±1, Σσᶻ = 0) with random up–down exchanges until at most a
+    share `antiparallel` of the bonds of `H`'s lattice are antiparallel."""
+    rng = np.random.default_rng(seed)
+    edges = _edges(L, H)
+    r, c = np.divmod(np.arange(L * L), L)
+    neel = np.where((r + c) % 2 == 0, 1.0, -1.0)
+    out = np.empty((samples, L * L))
+    for i in range(samples):
+        s = neel.copy()
+        while np.mean(s[edges[:, 0]] != s[edges[:, 1]]) > antiparallel:
+            up, down = rng.choice(np.flatnonzero(s > 0)), rng.choice(np.flatnonzero(s < 0))
+            s[up], s[down] = -1.0, 1.0
+        out[i] = s
+    return out
+
+
+def _edges(L: int, H) -> np.ndarray:
+    """The bonds of `H` (sites coupled by an off-diagonal element), from the Néel state."""
+    r, c = np.divmod(np.arange(L * L), L)
+    neel = np.where((r + c) % 2 == 0, 1.0, -1.0)
+    sigma_p, mels = H.get_conn_padded(neel[None])
+    changed = np.asarray(sigma_p[0] != neel)[np.asarray(mels[0]) != 0]
+    return np.stack([np.flatnonzero(row) for row in changed if row.sum() == 2])
+
+
+def measure(
+    system: str,
+    features: int,
+    samples: int,
+    repeats: int,
+    seed: int,
+    configurations: str = "model",
+    antiparallel: float = 0.73,
+) -> dict:
     H, model, layers = build(system, features, seed)
-    sigma = model.to_spins(draw_samples(model, samples, key=jax.random.key(seed + 1)))
+    if configurations == "neel" and SYSTEMS[system][0] == "heisenberg":
+        L = SYSTEMS[system][1]
+        sigma = jnp.asarray(neel_like(H, L, samples, antiparallel, seed), model.dtype)
+    else:
+        sigma = model.to_spins(draw_samples(model, samples, key=jax.random.key(seed + 1)))
     sigma_p, mels = H.get_conn_padded(sigma)
     needed = float(jnp.mean(jnp.any(sigma_p != sigma[:, None], -1) & (mels != 0)))
     row = {
@@ -90,6 +133,7 @@ def measure(system: str, features: int, samples: int, repeats: int, seed: int) -
         "features": features,
         "layers": layers,
         "samples": samples,
+        "configurations": configurations,
         "connections": int(mels.shape[1]),
         "needed_fraction": needed,
     }
@@ -112,6 +156,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--configurations", choices=["model", "neel"], default="neel")
+    p.add_argument("--antiparallel", type=float, default=0.73, help="for --configurations neel")
     p.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
@@ -124,10 +170,15 @@ def main(argv=None) -> list[dict]:
         p.error(f"--features must be comma-separated integers, got {args.features!r}")
     if args.samples < 1 or args.repeats < 1:
         p.error(f"--samples and --repeats must be >= 1, got {args.samples}, {args.repeats}")
+    if not 0.6 <= args.antiparallel <= 1:  # random exchanges drift towards about one half
+        p.error(f"--antiparallel must be in [0.6, 1], got {args.antiparallel}")
     if args.out:
         check_writable(args.out)
 
-    print(f"{jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, float64, {args.samples} samples")
+    print(
+        f"{jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, float64, {args.samples} "
+        f"configurations ({args.configurations})"
+    )
     header = (
         f"{'system':>14} {'F':>3} {'D':>2} {'conn':>4} {'needed':>6} | {'full ms':>9} "
         f"{'incr ms':>9} {'speed-up':>8} | {'full cpu':>9} {'incr cpu':>9} {'speed-up':>8} "
@@ -137,7 +188,15 @@ def main(argv=None) -> list[dict]:
     rows = []
     for system in systems:
         for features in widths:
-            r = measure(system, features, args.samples, args.repeats, args.seed)
+            r = measure(
+                system,
+                features,
+                args.samples,
+                args.repeats,
+                args.seed,
+                args.configurations,
+                args.antiparallel,
+            )
             rows.append(r)
             print(
                 f"{system:>14} {features:>3} {r['layers']:>2} {r['connections']:>4} "

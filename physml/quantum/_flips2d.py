@@ -34,7 +34,8 @@ from ._wavefunction import AbstractTwoStateNetwork
 __all__ = ["Transform", "check_connected", "log_psi_connected_2d"]
 
 # Values per (chunk, L₁·L₂, F) array of a `lax.map` step when no chunk size is given: about
-# 0.5 MB in float64, a size that stays in cache (timed on 6×6 and 10×10, docs/notes/).
+# 0.5 MB in float64, a size that stays in cache (timed with benchmarks/quantum_local_energy.py
+# on 6×6 and 10×10).
 _CHUNK_ELEMENTS = 65_536
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -160,7 +161,7 @@ def log_psi_connected_2d(
     l1, l2 = model.shape
     x = model.to_indices(sigma)
     xp = model.to_indices(sigma_p).reshape(b * k, n)
-    h, cached = model._stacks(model.to_spins(x))
+    h, cached = model._stacks(model.to_spins(x), matmul=True)  # faster than XLA conv on CPU
     terms = _site_terms(model, h, x, transform)
     log_psi = terms.sum(-1)
     row_sums = terms.reshape(b, l1, l2).sum(-1)

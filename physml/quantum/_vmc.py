@@ -33,7 +33,7 @@ from ._wavefunction import AbstractSpinState, check_spin_state
 __all__ = ["VMCObjective", "check_compatible", "draw_samples", "local_energies"]
 
 # Network passes per `lax.map` step of the full path when `max_configurations` is None, and per
-# sample chunk of the incremental path (`_log_psi_incremental`); timings in docs/notes/.
+# sample chunk of the incremental path (`_log_psi_incremental`).
 _FULL_PASSES = 256
 _INCREMENTAL_PASSES = 16_384
 
@@ -297,22 +297,30 @@ class VMCObjective(AbstractObjective):
     `gradient=False` skips the backward pass and returns zero gradients: for a preconditioner
     that builds its update from the samples and local energies alone (`SR`, which
     `ground_state` pairs with it).
+
+    `incremental`: how the local energies evaluate ψ on the connected configurations, as in
+    `local_energies` (None: the model's incremental path where it has one).
     """
 
     hamiltonian: Any
     n_samples: int = eqx.field(static=True)
     shard: bool = eqx.field(static=True, default=True)
     gradient: bool = eqx.field(static=True, default=True)
+    incremental: bool | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int):
             raise TypeError(f"`n_samples` must be an int, got {self.n_samples!r}.")
         if self.n_samples < 2:
             raise ValueError(f"`n_samples` must be >= 2 for an error bar, got {self.n_samples}.")
+        if self.incremental is not None and not isinstance(self.incremental, bool):
+            raise TypeError(f"`incremental` must be None, True or False, got {self.incremental!r}.")
 
     def value_and_grad(self, model: AbstractSpinState, key: Any):
         sigma = model.to_spins(draw_samples(model, self.n_samples, key=key, shard=self.shard))
-        sigma_p, mels, log_psi, log_psi_p = _connected(model, self.hamiltonian, sigma)
+        sigma_p, mels, log_psi, log_psi_p = _connected(
+            model, self.hamiltonian, sigma, incremental=self.incremental
+        )
         e_loc = _sum_connected(mels, log_psi, log_psi_p)
         stats = estimate(e_loc)
         # From what the local energies computed: no network pass, no second `get_conn_padded`.
