@@ -311,6 +311,9 @@ def main(argv=None) -> int:
                 r = run_case(
                     args.out, seed, label, p, model, plant, seed in args.time_seeds, max_duration
                 )
+                # Each case compiles its own MPC; a long run would otherwise pile up compiled
+                # programs until XLA runs out of memory mappings (vm.max_map_count) and crashes.
+                jax.clear_caches()
                 print(
                     f"[robustness] seed {seed} {label} {p}: {r['outcome']} "
                     f"(laps {_fmt(r['laps'], '.2f')}, e {_fmt(r['lateral_rmse_m'], '.3f')} m, "

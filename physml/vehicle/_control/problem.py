@@ -279,30 +279,27 @@ class DriftProblem(eqx.Module):
         )
 
     def _tracking_linearised(self, model, x0, us, dus):
-        """Tracking residuals (N, 5) and their Jacobian (N, 5, 2N) by condensing, in one pass:
-        each ROS2 step with its Jacobians A_k = ∂x_{k+1}/∂x_k, B_k = ∂x_{k+1}/∂u_k (forward
-        mode, 9 directions); S_{k+1} = A_k S_k + B_k du_k/dz."""
+        """Tracking residuals (N, 5) and their Jacobian (N, 5, 2N) by condensing: the ROS2
+        rollout x_0 … x_N, then the step Jacobians A_k = ∂x_{k+1}/∂x_k, B_k = ∂x_{k+1}/∂u_k at
+        every x_k at once (forward mode, 9 directions, vmapped over the horizon: the rollout is
+        the only sequential part), then S_{k+1} = A_k S_k + B_k du_k/dz."""
         curv = self.path.curvature
+        xs = predict(model, x0, us, self.dt_s, curv)
+        step = lambda x, u, h: predictor_step(model, x, u, h, curv)
+        a, b = jax.vmap(jax.jacfwd(step, argnums=(0, 1)))(xs[:-1], us, self.dt_s)
 
-        def step(x, u, h):
-            y = predictor_step(model, x, u, h, curv)
-            return y, y
+        def body(sens, abd):
+            a_k, b_k, du = abd
+            sens = a_k @ sens + b_k @ du
+            return sens, sens
 
-        def body(carry, uhd):
-            x, sens = carry
-            u, h, du = uhd
-            (a, b), y = jax.jacfwd(step, argnums=(0, 1), has_aux=True)(x, u, h)
-            sens = a @ sens + b @ du
-            return (y, sens), (y, sens)
-
-        start = (x0, jnp.zeros((7, dus.shape[-1])))
-        _, (xs, sens) = jax.lax.scan(body, start, (us, self.dt_s, dus), unroll=_UNROLL)
+        _, sens = jax.lax.scan(body, jnp.zeros((7, dus.shape[-1])), (a, b, dus))
         s_ref = self.reference_arc_lengths(x0)
         one = lambda x, u, h, sr: self._residuals_of_step(model, x, u, h, sr)
-        res = jax.vmap(one)(xs, us, self.dt_s, s_ref)
-        dres_x, dres_u = jax.vmap(jax.jacfwd(one, argnums=(0, 1)))(xs, us, self.dt_s, s_ref)
+        res = jax.vmap(one)(xs[1:], us, self.dt_s, s_ref)
+        dres_x, dres_u = jax.vmap(jax.jacfwd(one, argnums=(0, 1)))(xs[1:], us, self.dt_s, s_ref)
         jac = jnp.einsum("kij,kjm->kim", dres_x, sens) + jnp.einsum("kij,kjm->kim", dres_u, dus)
-        return res, jac, jnp.concatenate([x0[None], xs])
+        return res, jac, xs
 
     def _effort_scale(self):
         return jnp.asarray([self.weights.steer_rate_radps, self.weights.torque_rate_nmps])
