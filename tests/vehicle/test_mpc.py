@@ -368,8 +368,8 @@ def test_box_solver_on_a_linear_least_squares_problem():
     # active at the solution) it reaches scipy's bounded least-squares solution.
     rng = np.random.default_rng(0)
     a, b = jnp.asarray(rng.normal(size=(12, 5))), jnp.asarray(3.0 * rng.normal(size=12))
-    linearise = lambda z: (a @ z - b, a)
-    cost = lambda z: 0.5 * jnp.sum((a @ z - b) ** 2)
+    linearise = lambda z, _: (a @ z - b, a)
+    cost = lambda z: (0.5 * jnp.sum((a @ z - b) ** 2), None)
     solve = jax.jit(
         lambda z0: solve_box_least_squares(linearise, cost, z0, max_iterations=50, tol=1e-14)
     )

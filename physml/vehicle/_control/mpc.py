@@ -355,15 +355,15 @@ def _step(mpc: DriftMPC, state: MPCState, x0):
     z_start = state.rates
     u_prev = state.last_command
     sol = solve_box_least_squares(
-        lambda z: problem.linearise(z.reshape(shape), x0, u_prev),
-        lambda z: problem.cost(z.reshape(shape), x0, u_prev),
+        lambda z, xs: problem.linearise(z.reshape(shape), x0, u_prev, xs),
+        lambda z: problem.cost_and_prediction(z.reshape(shape), x0, u_prev),
         z_start.ravel(),
         damping=state.damping,
         max_iterations=mpc.max_iterations,
         tol=mpc.tol,
     )
     plan = problem.inputs(sol.z.reshape(shape), u_prev)
-    predicted = problem.predict(x0, plan)
+    predicted = sol.aux[0] if problem.ensemble else sol.aux  # the plan's (first particle's)
     finite = (
         jnp.isfinite(sol.cost)
         & jnp.all(jnp.isfinite(plan))

@@ -278,13 +278,14 @@ class DriftProblem(eqx.Module):
             [self.step_residual(x, h, s_ref), self.envelope_residual(model, x, u, h)]
         )
 
-    def _tracking_linearised(self, model, x0, us, dus):
+    def _tracking_linearised(self, model, x0, us, dus, xs=None):
         """Tracking residuals (N, 5) and their Jacobian (N, 5, 2N) by condensing: the ROS2
-        rollout x_0 … x_N, then the step Jacobians A_k = ∂x_{k+1}/∂x_k, B_k = ∂x_{k+1}/∂u_k at
-        every x_k at once (forward mode, 9 directions, vmapped over the horizon: the rollout is
-        the only sequential part), then S_{k+1} = A_k S_k + B_k du_k/dz."""
+        rollout x_0 … x_N (`xs`, if already predicted for these inputs), then the step
+        Jacobians A_k = ∂x_{k+1}/∂x_k, B_k = ∂x_{k+1}/∂u_k at every x_k at once (forward mode,
+        9 directions, vmapped over the horizon: the rollout is the only sequential part), then
+        S_{k+1} = A_k S_k + B_k du_k/dz."""
         curv = self.path.curvature
-        xs = predict(model, x0, us, self.dt_s, curv)
+        xs = predict(model, x0, us, self.dt_s, curv) if xs is None else xs
         step = lambda x, u, h: predictor_step(model, x, u, h, curv)
         a, b = jax.vmap(jax.jacfwd(step, argnums=(0, 1)))(xs[:-1], us, self.dt_s)
 
@@ -305,18 +306,23 @@ class DriftProblem(eqx.Module):
         return jnp.asarray([self.weights.steer_rate_radps, self.weights.torque_rate_nmps])
 
     def linearise(
-        self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
+        self,
+        rates: Float[Array, "N 2"],
+        x0: Float[Array, "7"],
+        last_command: Float[Array, "2"],
+        predicted: Float[Array, "*P N_plus_1 7"] | None = None,
     ) -> tuple[Float[Array, " M"], Float[Array, "M N2"]]:
-        """Residual vector ρ (as `residuals`) and its Jacobian ∂ρ/∂z (M, 2N) by condensing."""
+        """Residual vector ρ (as `residuals`) and its Jacobian ∂ρ/∂z (M, 2N) by condensing.
+        `predicted`: the prediction of this plan (per particle for an ensemble), as
+        `cost_and_prediction` returns it, to reuse instead of predicting again."""
         us, dus = self.inputs_and_sensitivity(rates, last_command)
         if self.ensemble:
-            res, jac, _ = eqx.filter_vmap(lambda m: self._tracking_linearised(m, x0, us, dus))(
-                self.model
-            )
+            lin = lambda m, xs: self._tracking_linearised(m, x0, us, dus, xs)
+            res, jac, _ = eqx.filter_vmap(lin)(self.model, predicted)
             p = res.shape[0]
             res, jac = res / jnp.sqrt(p), jac / jnp.sqrt(p)
         else:
-            res, jac, _ = self._tracking_linearised(self.model, x0, us, dus)
+            res, jac, _ = self._tracking_linearised(self.model, x0, us, dus, predicted)
         lo, hi = self.bounds()
         prev_u = jnp.concatenate([jnp.clip(last_command, lo, hi)[None], us[:-1]])
         prev_du = jnp.concatenate([jnp.zeros_like(dus[:1]), dus[:-1]])
@@ -341,29 +347,39 @@ class DriftProblem(eqx.Module):
         one = lambda x, u, h, sr: self._residuals_of_step(model, x, u, h, sr)
         return jax.vmap(one)(xs[1:], us, self.dt_s, s_ref), xs
 
+    def _residuals_and_prediction(self, rates, x0, last_command):
+        us = self.inputs(rates, last_command)
+        if self.ensemble:
+            track, xs = eqx.filter_vmap(lambda m: self._tracking(m, x0, us))(self.model)
+            track = track / jnp.sqrt(track.shape[0])
+        else:
+            track, xs = self._tracking(self.model, x0, us)
+        lo, hi = self.bounds()
+        du = jnp.diff(jnp.concatenate([jnp.clip(last_command, lo, hi)[None], us]), axis=0)
+        effort = du / (jnp.sqrt(self.dt_s)[:, None] * self._effort_scale())
+        return jnp.concatenate([track.ravel(), effort.ravel()]), xs
+
     def residuals(
         self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
     ) -> Float[Array, " M"]:
         """Residual vector ρ with J = ½ |ρ|²: the tracking terms (N, 5) (per particle for an
         ensemble, scaled by 1/√P), then the rate terms (N, 2)."""
-        us = self.inputs(rates, last_command)
-        if self.ensemble:
-            track = eqx.filter_vmap(lambda m: self._tracking(m, x0, us)[0])(self.model)
-            track = track / jnp.sqrt(track.shape[0])
-        else:
-            track = self._tracking(self.model, x0, us)[0]
-        lo, hi = self.bounds()
-        du = jnp.diff(jnp.concatenate([jnp.clip(last_command, lo, hi)[None], us]), axis=0)
-        effort = du / (jnp.sqrt(self.dt_s)[:, None] * self._effort_scale())
-        return jnp.concatenate([track.ravel(), effort.ravel()])
+        return self._residuals_and_prediction(rates, x0, last_command)[0]
+
+    def cost_and_prediction(
+        self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
+    ) -> tuple[Float[Array, ""], Float[Array, "*P N_plus_1 7"]]:
+        """J of a plan given as scaled rates (+inf where the prediction is not finite) and the
+        prediction (N + 1, 7) it scored (per particle, (P, N + 1, 7), for an ensemble)."""
+        rho, xs = self._residuals_and_prediction(rates, x0, last_command)
+        value = 0.5 * jnp.sum(rho**2)
+        return jnp.where(jnp.isfinite(value), value, jnp.inf), xs
 
     def cost(
         self, rates: Float[Array, "N 2"], x0: Float[Array, "7"], last_command: Float[Array, "2"]
     ) -> Float[Array, ""]:
         """J of a plan given as scaled rates; +inf where the prediction is not finite."""
-        rho = self.residuals(rates, x0, last_command)
-        value = 0.5 * jnp.sum(rho**2)
-        return jnp.where(jnp.isfinite(value), value, jnp.inf)
+        return self.cost_and_prediction(rates, x0, last_command)[0]
 
     def violation(
         self, plan: Float[Array, "N 2"], last_command: Float[Array, "2"]

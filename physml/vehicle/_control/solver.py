@@ -2,8 +2,11 @@
 
     minimise J(z) = ½ |ρ(z)|²   subject to   lower ≤ z ≤ upper,
 
-given ρ and its Jacobian (`linearise(z) -> (ρ, ∂ρ/∂z)`) and J itself (`cost(z)`, +inf where it
-is not finite). Each iteration solves the damped Gauss–Newton model on the box,
+given J itself with what its evaluation computed on the way (`cost(z) -> (J, aux)`, J = +inf
+where it is not finite; aux, e.g. a predicted trajectory, is any pytree) and ρ with its Jacobian
+(`linearise(z, aux) -> (ρ, ∂ρ/∂z)`, given the aux of `cost` at the same z, so the linearisation
+need not redo that work: the accepted trial point of the line search is the next iteration's
+point). Each iteration solves the damped Gauss–Newton model on the box,
 
     min_d ½ dᵀ (JᵀJ + μ diag(JᵀJ)) d + (Jᵀρ)ᵀ d   on   lower − z ≤ d ≤ upper − z,
 
@@ -23,6 +26,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jax.tree_util as jtu
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 #: Trial step lengths of the Armijo test, largest first; Armijo constant.
@@ -37,6 +41,7 @@ class BoxLeastSquaresSolution(eqx.Module):
     Attributes:
         z: the last accepted point (n,).
         cost: J there (+inf if the last linearisation was not finite).
+        aux: what `cost` returned with J at z.
         cost_initial: J at the start point (+inf if not finite or no iteration ran).
         damping: the Levenberg–Marquardt damping μ to warm-start the next solve with.
         iterations: Gauss–Newton iterations run.
@@ -45,6 +50,7 @@ class BoxLeastSquaresSolution(eqx.Module):
 
     z: Float[Array, " n"]
     cost: Float[Array, ""]
+    aux: object
     cost_initial: Float[Array, ""]
     damping: Float[Array, ""]
     iterations: Int[Array, ""]
@@ -73,8 +79,8 @@ def box_qp(
 
 
 def solve_box_least_squares(
-    linearise: Callable[[Array], tuple[Array, Array]],
-    cost: Callable[[Array], Array],
+    linearise: Callable[[Array, object], tuple[Array, Array]],
+    cost: Callable[[Array], tuple[Array, object]],
     z0: Float[Array, " n"],
     *,
     damping: Float[ArrayLike, ""] = 1e-3,
@@ -86,8 +92,8 @@ def solve_box_least_squares(
     """Minimise ½ |ρ(z)|² on lower ≤ z ≤ upper from z0 (the module docstring).
 
     Args:
-        linearise: z ↦ (ρ (m,), ∂ρ/∂z (m, n)).
-        cost: z ↦ ½ |ρ(z)|², +inf where not finite (used by the line search).
+        linearise: (z, aux) ↦ (ρ (m,), ∂ρ/∂z (m, n)), aux being `cost`'s at z.
+        cost: z ↦ (½ |ρ(z)|², +inf where not finite; aux): the line search's evaluation.
         z0: the start (n,), inside the box.
         damping: the initial Levenberg–Marquardt damping μ (clipped to [1e-8, 1e2]).
         max_iterations: the iteration budget (static).
@@ -100,9 +106,9 @@ def solve_box_least_squares(
         return (carry[3] < max_iterations) & ~carry[4]
 
     def body(carry):
-        z, _, mu, it, _, c0 = carry
+        z, _, mu, it, _, c0, aux = carry
         # The linearisation at z also gives the cost there (J = ½ |ρ|²).
-        rho, jac = linearise(z)
+        rho, jac = linearise(z, aux)
         c = 0.5 * jnp.sum(rho**2)
         c0 = jnp.where(it == 0, c, c0)
         ok = jnp.isfinite(c) & jnp.all(jnp.isfinite(jac))
@@ -117,10 +123,11 @@ def solve_box_least_squares(
         newton = jnp.where(jnp.all(jnp.isfinite(newton)), newton, -g / jnp.max(diag))
         d = box_qp(h_damped, g, lo, hi, jnp.clip(newton, lo, hi))
         slope = g @ d
-        full = cost(z + d)
-        shorter = jax.lax.cond(
+        full, aux_full = cost(z + d)
+        skipped = jtu.tree_map(lambda a: jnp.zeros((alphas.shape[0] - 1, *a.shape), a.dtype), aux)
+        shorter, aux_shorter = jax.lax.cond(
             full <= c + _ARMIJO_C * slope,
-            lambda: jnp.full(alphas.shape[0] - 1, jnp.inf),
+            lambda: (jnp.full(alphas.shape[0] - 1, jnp.inf), skipped),
             lambda: jax.vmap(lambda a: cost(z + a * d))(alphas[1:]),
         )
         trial = jnp.concatenate([full[None], shorter])
@@ -129,15 +136,18 @@ def solve_box_least_squares(
         first = jnp.argmax(armijo)
         c_new = jnp.where(accept, trial[first], jnp.where(ok, c, jnp.inf))
         z_new = jnp.where(accept, z + alphas[first] * d, z)
+        pick = lambda a, f, s: jnp.where(accept, jnp.where(first == 0, f, s[first - 1]), a)
+        aux_new = jtu.tree_map(pick, aux, aux_full, aux_shorter)
         mu_new = jnp.where(accept, jnp.maximum(mu / 3.0, 1e-8), mu * 10.0)
         small = (c - c_new) <= tol * jnp.maximum(c, 1e-12)
         done = (accept & small) | (mu_new > 1e6) | ~ok
-        return z_new, c_new, mu_new, it + 1, done, c0
+        return z_new, c_new, mu_new, it + 1, done, c0, aux_new
 
     inf = jnp.asarray(jnp.inf)
-    start = (z0, inf, jnp.clip(damping, 1e-8, 1e2), jnp.asarray(0), False, inf)
-    z, c, mu, iterations, stopped, c0 = jax.lax.while_loop(cond, body, start)
-    return BoxLeastSquaresSolution(z, c, c0, mu, iterations, stopped)
+    _, aux0 = cost(z0)
+    start = (z0, inf, jnp.clip(damping, 1e-8, 1e2), jnp.asarray(0), False, inf, aux0)
+    z, c, mu, iterations, stopped, c0, aux = jax.lax.while_loop(cond, body, start)
+    return BoxLeastSquaresSolution(z, c, aux, c0, mu, iterations, stopped)
 
 
 __all__ = ["BoxLeastSquaresSolution", "box_qp", "solve_box_least_squares"]
