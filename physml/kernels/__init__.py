@@ -17,7 +17,7 @@
   `check_writable`, `JsonLinesLog`, `OutputWriteError`.
 """
 
-from ._callbacks import EarlyStopping as EarlyStopping
+from ._callbacks import EarlyStopping as EarlyStopping, TimeLimit as TimeLimit
 from ._checkpoint import (
     CheckpointFormatError as CheckpointFormatError,
     CheckpointMismatchError as CheckpointMismatchError,
@@ -52,15 +52,14 @@ from ._sampler import (
     sample as sample,
     supports_cache as supports_cache,
 )
+from ._schedule import hold_cosine_schedule as hold_cosine_schedule
 from ._sharding import batch_sharding as batch_sharding, shard_batch as shard_batch
 from ._stats import Stats as Stats, estimate as estimate, tree_all_finite as tree_all_finite
 from ._stop import StopReason as StopReason
 from ._train import (
-    TimeLimit as TimeLimit,
     TrainResult as TrainResult,
     TrainState as TrainState,
     fit as fit,
-    hold_cosine_schedule as hold_cosine_schedule,
     load_params as load_params,
     train_init as train_init,
     train_step as train_step,

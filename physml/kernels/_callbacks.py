@@ -10,8 +10,12 @@ best parameters).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
+
+from ._stop import StopReason
+from ._validate import check_positive_number
 
 
 class EarlyStopping:
@@ -76,3 +80,28 @@ class EarlyStopping:
         if self.restore_best and self.best_model is not None:
             return self.best_model
         return model
+
+
+class TimeLimit:
+    """`fit` callback: a wall-clock budget. The clock starts when the callback is created; after
+    each step the run stops if the next step, taking as long as the last, would end past
+    `seconds` (the first step, which compiles, counts from the creation). With a
+    `checkpoint_path` the state is saved, so the run resumes where it stopped.
+
+    Attributes:
+        seconds: the budget [s].
+        message: what `fit` quotes in its `stop_reason`.
+        stop: `StopReason.time_limit`, what `fit` reports as `TrainResult.stop`.
+    """
+
+    stop = StopReason.time_limit
+
+    def __init__(self, seconds: float | int):
+        self.seconds = check_positive_number(seconds, "seconds")
+        self.message = f"{self.seconds:g} s"
+        self._start = self._last = time.perf_counter()
+
+    def __call__(self, step: int, record: dict, model: Any) -> bool:
+        now = time.perf_counter()
+        last, self._last = now - self._last, now
+        return now - self._start + last > self.seconds

@@ -16,3 +16,4 @@ class StopReason(eqx.Enumeration):
         "convergence)"
     )
     callback = "stopped by a callback"
+    time_limit = "stopped at the wall-time limit"

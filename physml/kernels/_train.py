@@ -37,8 +37,6 @@ from ._validate import (
     check_finite_tree,
     check_key,
     check_positive_int,
-    check_positive_number,
-    is_finite_scalar,
 )
 
 
@@ -131,60 +129,6 @@ def train_step(
     return eqx.combine(kept, new_static), info
 
 
-def hold_cosine_schedule(
-    learning_rate: float | int,
-    steps: int,
-    *,
-    final_learning_rate: float | int | None = None,
-    hold_fraction: float | int = 0.5,
-) -> optax.Schedule:
-    """A step-indexed learning rate: `learning_rate` held for the first ⌊hold_fraction·steps⌋
-    steps, then cosine-decayed to `final_learning_rate` at step `steps` (and held there):
-
-        η(k) = η_f + (η₀ − η_f)·½(1 + cos(π·(k − k_h)/(steps − k_h))),   k_h <= k <= steps.
-
-    A constant `learning_rate` if `final_learning_rate` is None or nothing is left to decay.
-    A function of the step count only (optax keeps the count in the optimiser state, which
-    `fit` checkpoints), so a run stopped by a `TimeLimit` and resumed follows the same schedule.
-    """
-    learning_rate = check_positive_number(learning_rate, "learning_rate")
-    steps = check_positive_int(steps, "steps")
-    if isinstance(hold_fraction, (bool, str)) or not is_finite_scalar(hold_fraction):
-        raise ValueError(f"`hold_fraction` must be a number in [0, 1], got {hold_fraction!r}.")
-    if not 0 <= float(hold_fraction) <= 1:
-        raise ValueError(f"`hold_fraction` must be in [0, 1], got {hold_fraction!r}.")
-    if final_learning_rate is None:
-        return optax.constant_schedule(learning_rate)
-    final = check_positive_number(final_learning_rate, "final_learning_rate")
-    hold = int(float(hold_fraction) * steps)
-    if hold >= steps:
-        return optax.constant_schedule(learning_rate)
-    decay = optax.cosine_decay_schedule(learning_rate, steps - hold, final / learning_rate)
-    return optax.join_schedules([optax.constant_schedule(learning_rate), decay], [hold])
-
-
-class TimeLimit:
-    """`fit` callback: a wall-clock budget. The clock starts when the callback is created; after
-    each step the run stops if the next step, taking as long as the last, would end past
-    `seconds` (the first step, which compiles, counts from the creation). With a
-    `checkpoint_path` the state is saved, so the run resumes where it stopped.
-
-    Attributes:
-        seconds: the budget [s].
-        message: what `fit` quotes in its `stop_reason`.
-    """
-
-    def __init__(self, seconds: float | int):
-        self.seconds = check_positive_number(seconds, "seconds")
-        self.message = f"wall-time limit of {self.seconds:g} s"
-        self._start = self._last = time.perf_counter()
-
-    def __call__(self, step: int, record: dict, model: Any) -> bool:
-        now = time.perf_counter()
-        last, self._last = now - self._last, now
-        return now - self._start + last > self.seconds
-
-
 @dataclass
 class TrainResult:
     """What `fit` returns.
@@ -211,6 +155,14 @@ class TrainResult:
     final_stats: Stats | None = None
     state: TrainState | None = None
     wall_time_s: float = 0.0
+
+
+def _callback_stop(callback) -> StopReason:
+    """The `StopReason` a stopping callback declares (its `stop` attribute, as `TimeLimit`), or
+    `StopReason.callback`."""
+    reason = getattr(callback, "stop", None)
+    declared = getattr(reason, "_enumeration", None) is StopReason
+    return reason if declared else StopReason.callback
 
 
 def _check_same_on_every_process(state: TrainState) -> None:
@@ -287,7 +239,8 @@ def fit(
         trainable: filter spec (a PyTree of bools shaped like `model`, as for `eqx.partition`)
             choosing the trained arrays; default: all inexact arrays.
         callbacks: host-side callables `cb(step, record, model) -> bool | None` (see
-            `EarlyStopping`, `TimeLimit`); True stops the run, and the callback's `message`
+            `EarlyStopping`, `TimeLimit`); True stops the run (`TrainResult.stop` is the first
+            stopping callback's `stop` attribute, else `StopReason.callback`), and its `message`
             attribute, if it has one, is quoted in `stop_reason`.
         log_path: JSON-lines log, one line per completed step. On resume, the records after
             the checkpoint's step are dropped before the run continues, so every step has one
@@ -405,9 +358,9 @@ def fit(
                 outputs.checkpoint(state)
             if stopped_by:
                 why = "; ".join(str(m) for cb in stopped_by if (m := getattr(cb, "message", None)))
-                result.stop = StopReason.callback
+                result.stop = _callback_stop(stopped_by[0])
                 result.stop_reason = (
-                    f"{StopReason[StopReason.callback]}{f' ({why})' if why else ''} after step {k}"
+                    f"{StopReason[result.stop]}{f' ({why})' if why else ''} after step {k}"
                 )
                 break
     finally:

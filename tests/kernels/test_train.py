@@ -19,6 +19,7 @@ from physml.kernels import (
     EarlyStopping,
     OutputWriteError,
     StopReason,
+    TimeLimit,
     _io,
     fit,
     load_params,
@@ -188,6 +189,35 @@ def test_early_stopping_restores_best():
     assert res.n_steps < 500
     assert abs(float(res.model["x"][0]) - 0.3) == pytest.approx(stopper.best)
     assert "val_loss" in res.history[-1]
+
+
+def test_a_time_limit_reports_its_own_stop_reason(monkeypatch):
+    # TimeLimit declares StopReason.time_limit; a plain callback stops as StopReason.callback,
+    # also when it happens to have an unrelated attribute called `stop`.
+    class Plain:
+        stop = "not a StopReason"
+
+        def __call__(self, step, record, model):
+            return step == 2
+
+    def run(callback):
+        return fit(
+            _problem(),
+            _model(),
+            optimizer=_optimizer(),
+            steps=50,
+            key=jax.random.key(0),
+            callbacks=(callback,),
+            progress=False,
+        )
+
+    limit = TimeLimit(1e-9)
+    timed = run(limit)
+    assert timed.stop == StopReason.time_limit and timed.n_steps == 1
+    assert timed.stop_reason == "stopped at the wall-time limit (1e-09 s) after step 0"
+    plain = run(Plain())
+    assert plain.stop == StopReason.callback and plain.n_steps == 3
+    assert plain.stop_reason == "stopped by a callback after step 2"
 
 
 def test_preconditioner_is_applied():
