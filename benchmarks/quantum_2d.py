@@ -37,6 +37,7 @@ jax.config.update("jax_enable_x64", True)
 
 import numpy as np  # noqa: E402
 
+from physml.kernels import write_text_atomic  # noqa: E402
 from physml.quantum import (  # noqa: E402
     SR,
     ARConv2D,
@@ -263,7 +264,7 @@ def main(argv=None) -> list[dict]:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
     old.update({r["spec"]: r for r in rows})
-    args.out.write_text(json.dumps(old, indent=1, default=float))
+    write_text_atomic(args.out, json.dumps(old, indent=1, default=float))
     print(f"wrote {args.out}")
     return rows
 

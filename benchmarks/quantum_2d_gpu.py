@@ -47,7 +47,7 @@ import jax
 import optax
 from _common import StepClock  # benchmarks/ is on sys.path
 
-from physml.kernels import TimeLimit, fit, hold_cosine_schedule, load_params
+from physml.kernels import TimeLimit, fit, hold_cosine_schedule, load_params, write_text_atomic
 from physml.quantum import (
     SR,
     ARConv2D,
@@ -267,7 +267,7 @@ def main(argv=None) -> dict:
             v_score=v_score(energy, float(e.variance), n),
             energy_per_site=energy / n,
         )
-        (args.dir / f"{tag}_result.json").write_text(json.dumps(out, indent=1))
+        write_text_atomic(args.dir / f"{tag}_result.json", json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
     return out
 

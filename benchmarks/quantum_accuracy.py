@@ -30,6 +30,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from physml.kernels import write_text_atomic  # noqa: E402
 from physml.quantum import (  # noqa: E402
     SR,
     ARConv1D,
@@ -192,8 +193,7 @@ def main(
         for r in (runs or DEFAULT_RUNS)
     ]
     if out:
-        with open(out, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_text_atomic(out, json.dumps(rows, indent=1))
     return rows
 
 

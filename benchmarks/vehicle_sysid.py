@@ -29,7 +29,7 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 
 from physml import vehicle  # noqa: E402
-from physml.kernels import write_atomic  # noqa: E402
+from physml.kernels import write_atomic, write_text_atomic  # noqa: E402
 
 
 def model_key(seed: int, i: int):
@@ -162,7 +162,7 @@ def main(
         },
     }
     if out:
-        Path(out).write_text(json.dumps(result, indent=1))
+        write_text_atomic(out, json.dumps(result, indent=1))
     return result
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import jax
 
+from physml.kernels import write_text_atomic
 from physml.vehicle import (
     DriftPlant,
     FigureEight,
@@ -83,7 +84,7 @@ def main(
         "donut": {k: r.summary() for k, r in donut.items()},
         "figure8": {k: r.summary() for k, r in eight.items()},
     }
-    (out_dir / "drift_closed_loop.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(out_dir / "drift_closed_loop.json", json.dumps(summary, indent=2))
     return {"donut": donut, "figure8": eight}
 
 

@@ -51,6 +51,7 @@ jax.config.update("jax_enable_x64", True)
 from _common import fit_key, model_key, model_path, sysid_logs  # noqa: E402
 
 from physml import vehicle  # noqa: E402
+from physml.kernels import write_text_atomic  # noqa: E402
 from physml.vehicle import (  # noqa: E402
     IOMEGAF,
     IOMEGAR,
@@ -272,11 +273,12 @@ def main(
     curves = equilibrium_map(plant, models, speeds, betas_deg)
     plot(curves, speeds, source, out / "drift_equilibria.png", plant.actuators.steer_max_rad)
     wall = time.perf_counter() - start
-    (out / "drift_equilibria.json").write_text(
+    write_text_atomic(
+        out / "drift_equilibria.json",
         json.dumps(
             {"models_from": source, "quick": quick, "wall_time_s": wall, "curves": curves},
             indent=1,
-        )
+        ),
     )
     print(f"wrote {out / 'drift_equilibria.png'} and .json in {wall:.0f} s")
     return curves
