@@ -27,6 +27,7 @@ from physml.vehicle import (
     trainable_spec,
     window_starts,
 )
+from physml.vehicle._sysid.recipe import FORCE_FIT_START, start_model
 
 
 def _synthetic_log(model, seconds=40.0, seed=0):
@@ -303,3 +304,19 @@ def test_make_model_from_data_fits_what_each_tyre_says(fiala_truth):
     assert front.coupling == rear.coupling == "friction_circle"
     with pytest.raises(TypeError, match="rear"):  # the boundary check, or the type hook in tests
         fit_tires_to_forces(circle, "fiala", est)
+
+
+def test_the_recipe_starts_the_neural_ode_from_the_forces_and_the_others_from_the_textbook(
+    fiala_truth,
+):
+    """`identify_tire`'s start (`start_model`): the force fit for the tyres of
+    `FORCE_FIT_START` (the neural ODE), the textbook defaults for the rest."""
+    true, log = fiala_truth
+    key = jax.random.key(0)
+    assert FORCE_FIT_START == {"neural_ode"}
+    for name in ("neural_ode", "neural_exptanh"):
+        start = start_model(log, name, key=key, params=true.params)
+        data = log if name in FORCE_FIT_START else None
+        assert eqx.tree_equal(start, make_model(name, key=key, params=true.params, data=data))
+        other = None if data is not None else log
+        assert not eqx.tree_equal(start, make_model(name, key=key, params=true.params, data=other))

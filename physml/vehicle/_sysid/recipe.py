@@ -3,14 +3,17 @@ same from the API, `physml sysid`, `physml drift` (`fit_model`) and the benchmar
 
     (k_model, k_fit) = jax.random.split(key)
     params = fit_drive_map(log, params)        only where the drive map is affine (a command)
-    model  = make_model(tire, key=k_model, params=params)     the tyre's textbook start
+    model  = make_model(tire, key=k_model, params=params)               a tyre with a textbook
+    model  = make_model(tire, key=k_model, params=params, data=log)     the neural ODE
     result = identify(log, model, key=k_fit, steps=steps)    `identify`'s own defaults
 
-The tyres start from their textbook values (`make_model` without data; the start from the
-log's axle forces, `make_model(data=...)`, stays available but is not the recipe). The loss,
-optimiser, validation windows (as long as the training windows, 0.2 s) and early stopping are
-`identify`'s defaults; nothing is overridden per caller. The comparison over data seeds that
-chose this recipe: docs/notes/2026-12-02-identification-recipe.md.
+The tyres with textbook values (Fiala, magic formula, ExpTanh, neural-ExpTanh, MLP) start from
+them; the neural-ODE tyre, whose defaults are one generic curve for both axles rather than a
+tyre's, starts from a fit to the log's axle forces (`make_model(data=...)`, `FORCE_FIT_START`).
+The loss, optimiser, validation windows (as long as the training windows, 0.2 s) and early
+stopping are `identify`'s defaults; nothing is overridden per caller. The comparisons over data
+seeds that chose this recipe (held-out error, then the closed loop on the plant):
+docs/notes/2026-12-02-identification-recipe.md.
 """
 
 from __future__ import annotations
@@ -23,9 +26,22 @@ from jaxtyping import PRNGKeyArray
 from ...kernels._validate import check_key
 from .._data.log import DriveLog
 from .._model.params import VehicleParams
+from .._model.single_track import SingleTrackModel
 from .._tires.registry import TIRES
 from .force_estimates import fit_drive_map
 from .identify import IdentificationResult, identify, make_model
+
+#: The tyres the recipe starts from the log's axle-force fit instead of their defaults.
+FORCE_FIT_START = frozenset({"neural_ode"})
+
+
+def start_model(
+    data: DriveLog, tire: str, *, key: PRNGKeyArray, params: VehicleParams
+) -> SingleTrackModel:
+    """The recipe's initial model (module docstring): `make_model(tire, key=key,
+    params=params)`, with `data=data` for the tyres of `FORCE_FIT_START`."""
+    data_start = data if tire in FORCE_FIT_START else None
+    return make_model(tire, key=key, params=params, data=data_start)
 
 
 def identify_tire(
@@ -69,7 +85,7 @@ def identify_tire(
     params = VehicleParams() if params is None else params
     if params.torque_offset_nm is not None:
         params = fit_drive_map(data, params)
-    model = make_model(tire, key=k_model, params=params)
+    model = start_model(data, tire, key=k_model, params=params)
     init = {
         "init_wall_time_s": time.perf_counter() - tic,
         "init_cpu_time_s": time.process_time() - tic_cpu,
