@@ -1,7 +1,7 @@
 """Collect three minutes of driving on the plant, identify a neural-ODE tyre model by the
-library's one recipe (`identify_tire`: textbook start, the defaults of `identify`; the recipe of
-`physml sysid` and `physml drift`, docs/notes/2026-12-02-identification-recipe.md), and report
-its held-out rollout error.
+library's one recipe (`identify_tire`: for the neural ODE a start from the log's axle forces,
+then the defaults of `identify`; the recipe of `physml sysid` and `physml drift`,
+docs/notes/2026-12-02-identification-recipe.md), and report its held-out rollout error.
     python examples/vehicle_sysid.py"""
 
 import jax
