@@ -72,7 +72,7 @@ def test_a_stop_is_reported_with_time_state_and_reason(setup):
 
 
 def test_a_run_that_stops_is_not_simulated_to_the_end(setup, monkeypatch):
-    # Chunks of 0.5 s over 3 s: the run stops at 0.25 s (a 2-cm corridor), so one chunk runs,
+    # Chunks of 0.5 s over 3 s: the run stops within 0.5 s (a 3-mm corridor), so one chunk runs,
     # not six; and the result is the same as one scan over the whole duration (today's run).
     plant, mpc = setup
     calls = []
@@ -83,7 +83,7 @@ def test_a_run_that_stops_is_not_simulated_to_the_end(setup, monkeypatch):
         return run(*args)
 
     monkeypatch.setattr(closed_loop, "_run", counted)
-    common = dict(key=jax.random.key(1), max_lateral_error_m=0.02, time_solves=False)
+    common = dict(key=jax.random.key(1), max_lateral_error_m=0.003, time_solves=False)
     res = simulate(plant, mpc, PATH, 3.0, chunk_s=0.5, **common)
     assert calls == [10]
     one = simulate(plant, mpc, PATH, 3.0, chunk_s=3.0, **common)

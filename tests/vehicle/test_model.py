@@ -24,16 +24,20 @@ from physml.vehicle import (
 )
 
 
-def _model(front=None, rear=None):
-    return SingleTrackModel(VehicleParams(), front or Fiala(), rear or Fiala(c_alpha=14.0))
+def _model(front=None, rear=None, cg_height_m=0.0):
+    params = VehicleParams(cg_height_m=cg_height_m)
+    return SingleTrackModel(params, front or Fiala(), rear or Fiala(c_alpha=14.0))
 
 
-def _by_hand(state, control):
-    """CoRL 2024 A.1 with the Fiala tyres, in plain floats (no regularisation: V cos β ≫ 0.5)."""
+def _by_hand(state, control, h=0.0):
+    """CoRL 2024 A.1 with the Fiala tyres, in plain floats (no regularisation: V cos β ≫ 0.5),
+    with the load transfer h τ / (R L) of a centre of mass at height h [m] (Gillespie 1992,
+    eq. 2-5, with m a_x = τ / R)."""
     r, v, beta, omega = state
     delta, tau = control
     m, iz, iw, rw, a, b, g = 2048.0, 3675.0, 6.0, 0.368, 1.345, 1.522, 9.81
-    fzf, fzr = m * g * b / (a + b), m * g * a / (a + b)
+    shift = h * tau / (rw * (a + b))
+    fzf, fzr = m * g * b / (a + b) - shift, m * g * a / (a + b) + shift
     vx = v * math.cos(beta)
     af = math.atan((v * math.sin(beta) + a * r) / vx) - delta
     ar = math.atan((v * math.sin(beta) - b * r) / vx)
@@ -49,18 +53,52 @@ def _by_hand(state, control):
     return np.array([r_dot, v_dot, b_dot, w_dot])
 
 
+@pytest.mark.parametrize("h", [0.0, 0.55])
 @pytest.mark.parametrize(
     ("state", "control"),
     [
         ((0.3, 12.0, 0.05, 12.0 / 0.368), (0.05, 100.0)),
-        ((0.9, 8.0, -0.5, 30.0), (0.3, 300.0)),  # counter-steered drift
-        ((-0.2, 20.0, 0.1, 50.0), (-0.1, -50.0)),
+        ((0.9, 8.0, -0.5, 30.0), (0.3, 2300.0)),  # counter-steered drift at high torque
+        ((-0.2, 20.0, 0.1, 50.0), (-0.1, -1500.0)),  # braking
     ],
 )
-def test_vector_field_matches_hand_computed(state, control):
-    got = _model().vector_field(0.0, jnp.asarray(state), jnp.asarray(control))
+def test_vector_field_matches_hand_computed(state, control, h):
+    got = _model(cg_height_m=h).vector_field(0.0, jnp.asarray(state), jnp.asarray(control))
     # The soft floor differs from V cos β by v_f e^{1 - V cos β / v_f} < 2e-6 relative here.
-    np.testing.assert_allclose(got, _by_hand(state, control), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(got, _by_hand(state, control, h), rtol=1e-5, atol=1e-8)
+
+
+@given(
+    h=st.floats(0.0, 1.0),
+    tau=st.floats(-3000.0, 3000.0),
+    gain=st.floats(0.5, 2.0),
+    offset=st.floats(-200.0, 200.0),
+)
+def test_load_transfer_keeps_the_weight_and_moves_h_times_the_drive_force_over_l(
+    h, tau, gain, offset
+):
+    """F_zf + F_zr = m g for every input; F_zr − m g a / L = h E(τ) / (R L) (Gillespie 1992,
+    eq. 2-5), which is zero at h = 0 and grows with the drive torque."""
+    p = VehicleParams(cg_height_m=h, torque_gain=gain, torque_offset_nm=offset)
+    front, rear = (float(x) for x in p.normal_loads(tau))
+    weight = 2048.0 * 9.81
+    assert front + rear == pytest.approx(weight, rel=1e-12)
+    expected = h * (gain * tau + offset) / (0.368 * (1.345 + 1.522))
+    assert rear - weight * 1.345 / 2.867 == pytest.approx(expected, rel=1e-9, abs=1e-8)
+    static_rear = p.normal_loads()[1]
+    assert float(static_rear) == pytest.approx(weight * 1.345 / 2.867, rel=1e-12)
+
+
+def test_traction_limit_is_the_fixed_point_of_the_transferred_load():
+    """With F_max = μ F_z (Fiala), τ = μ R (m g a / L + h τ / (R L)) / k has the closed form
+    τ = μ R m g a / (L k (1 − μ h / L)); h = 0 gives the static-load limit."""
+    from physml.vehicle._control.problem import traction_torque_limit_nm
+
+    mu, r, m, g, a, length = 1.1, 0.368, 2048.0, 9.81, 1.345, 2.867
+    for h in (0.0, 0.6):
+        model = SingleTrackModel(VehicleParams(cg_height_m=h), Fiala(mu=mu), Fiala(mu=mu))
+        expected = mu * r * m * g * a / (length * (1 - mu * h / length))
+        assert traction_torque_limit_nm(model) == pytest.approx(expected, rel=1e-7)
 
 
 def test_soft_floor_is_exact_above_threshold_and_positive_below():
@@ -140,5 +178,7 @@ def test_rollout_validates_shapes():
 def test_params_validation():
     with pytest.raises(ValueError, match="mass_kg"):
         VehicleParams(mass_kg=-1.0)
+    with pytest.raises(ValueError, match=r"cg_height_m.*≥ 0"):
+        VehicleParams(cg_height_m=-0.1)
     fzf, fzr = VehicleParams().normal_loads()
     assert float(fzf + fzr) == pytest.approx(2048.0 * 9.81, rel=1e-12)

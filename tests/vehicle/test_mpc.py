@@ -48,6 +48,20 @@ def mpc(model):
     return DriftMPC.from_path(model, PATH, max_iterations=6)
 
 
+@pytest.fixture(scope="module")
+def static_model(model):
+    # CoRL 2024 A.1's static load split (no load transfer): its drift on the donut is open-loop
+    # unstable (eigenvalue ≈ +2.2 1/s), so every state moves over a horizon and the predictor's
+    # error can be judged against that motion. (With the plant's load transfer the same drift
+    # is a lightly damped oscillation, 0.04 ± 0.85j 1/s: r moves by 0.009 rad/s in 1.25 s.)
+    return eqx.tree_at(lambda m: m.params.cg_height_m, model, jnp.asarray(0.0))
+
+
+@pytest.fixture(scope="module")
+def static_mpc(static_model):
+    return DriftMPC.from_path(static_model, PATH, max_iterations=6)
+
+
 def _start(mpc, de=0.0, dbeta=0.0, dv=0.0):
     y, u = mpc.reference.at(0.0)
     x = jnp.concatenate([y, jnp.zeros(3)])
@@ -65,7 +79,8 @@ def _fine(model, x0, controls, dt_s, dt_fine=1e-3):
     return ys[np.concatenate([[0], np.cumsum(reps)])]
 
 
-def test_predictor_matches_fine_rollout(mpc):
+def test_predictor_matches_fine_rollout(static_mpc):
+    mpc = static_mpc
     x0, u_eq = _start(mpc, de=0.2, dbeta=0.02)
     k = jnp.arange(30.0)[:, None]
     controls = u_eq + jnp.asarray([0.01, 50.0]) * jnp.sin(0.7 * k)
@@ -79,7 +94,8 @@ def test_predictor_matches_fine_rollout(mpc):
     assert np.all(err[:26].max(0) <= 0.1 * moved), (err[:26].max(0), moved)
 
 
-def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(model, mpc):
+def test_predictor_over_the_whole_grid_on_a_stable_manoeuvre(static_model, mpc):
+    model = static_model
     # Grip cornering (a stable equilibrium) under a steering and torque wobble over the whole
     # default grid, where differences are not amplified by an unstable mode.
     eq = solve_equilibrium(model, np.radians(-0.5), speed_mps=10.0)

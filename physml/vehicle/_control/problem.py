@@ -21,7 +21,7 @@ rate and amplitude boxes. ∂ρ/∂z by condensing: S_{k+1} = A_k S_k + B_k ∂u
 
 Quasi-steady wheel speed: the root of ω̇_r = 0 at (r, V, β) and τ, the singular-perturbation
 reduction of the fast wheel mode (Kokotović, Khalil & O'Reilly, "Singular Perturbation Methods
-in Control", 1986, ch. 1); it exists while k_τ τ < F_max(F_zr) R (`traction_torque_limit_nm`).
+in Control", 1986, ch. 1); it exists while k_τ τ < F_max(F_zr(τ)) R (`traction_torque_limit_nm`).
 """
 
 from __future__ import annotations
@@ -88,11 +88,21 @@ def mean_model(model: SingleTrackModel) -> SingleTrackModel:
 
 
 def traction_torque_limit_nm(model: SingleTrackModel) -> float:
-    """F_max(F_zr) R / k_τ [N·m]: the drive torque the model's rear tyre can transmit at its
-    static load; above it no quasi-steady wheel speed exists (the wheel spins up)."""
-    fz_rear = model.params.normal_loads()[1]
-    traction = float(model.rear.force_bound(fz_rear)) * float(model.params.wheel_radius_m)
-    return traction / float(model.params.torque_gain)
+    """τ = F_max(F_zr(τ)) R / k_τ [N·m]: the drive torque the model's rear tyre can transmit at
+    the rear load that torque itself produces (`VehicleParams.normal_loads`; the static load
+    where `cg_height_m` = 0); above it no quasi-steady wheel speed exists (the wheel spins up).
+    Solved by fixed-point iteration from the static load, a contraction while the transfer
+    h F_max / (F_z L) stays below 1 (about 0.25 for h = 0.6 m, L = 2.6 m, μ = 1)."""
+    p = model.params
+    radius, gain = float(p.wheel_radius_m), float(p.torque_gain)
+    torque = float(model.rear.force_bound(p.normal_loads()[1])) * radius / gain
+    for _ in range(50):
+        fz_rear = p.normal_loads(jnp.asarray(torque))[1]
+        updated = float(model.rear.force_bound(fz_rear)) * radius / gain
+        if abs(updated - torque) <= 1e-9 * abs(torque):
+            break
+        torque = updated
+    return torque
 
 
 def quasi_steady_wheel_speed(

@@ -8,6 +8,21 @@ E(τ) = k_τ τ + τ_0 ("a linear function with learnable parameters"): k_τ = `
 wheel torque itself up to a driveline efficiency).
 Every parameter is a float array field so that the user can choose which ones are learned
 (`physml.vehicle.trainable_spec`); the rest stay fixed.
+
+Normal loads (`normal_loads`). Static: F_zf = m g b / L, F_zr = m g a / L, L = a + b. With a
+centre-of-mass height h > 0 the drive force moves load between the axles (quasi-static
+longitudinal load transfer, T. D. Gillespie, "Fundamentals of Vehicle Dynamics", SAE 1992,
+ch. 2, eq. 2-5 with the acceleration m a_x = F_x):
+
+    ΔF_z = h F_x / L,   F_x = E(τ) / R,   F_zf = m g b / L − ΔF_z,   F_zr = m g a / L + ΔF_z,
+
+F_x being the rear tyre's drive force when the wheel speed is quasi-steady (ω̇_r = 0 in
+CoRL 2024 A.1: R F_xr = E(τ)). The transfer is a function of the input alone, so the loads
+stay algebraic (no loop through the tyre forces); aerodynamic drag and the front tyre's
+longitudinal component are left out. CommonRoad's single-track drift model transfers load in
+the same way from its commanded acceleration (M. Althoff, M. Koschi, S. Manzinger,
+"CommonRoad: Composable benchmarks for motion planning on roads", IV 2017; vehicle model
+documentation, Sec. 7). The default h = 0 is the static split of CoRL 2024 A.1.
 """
 
 from __future__ import annotations
@@ -16,7 +31,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._tires.base import float_array, float_field
 
@@ -41,6 +56,8 @@ class VehicleParams(eqx.Module):
         wheel_inertia_kgm2: rear axle rotational inertia I_w [kg m²].
         wheel_radius_m: rear wheel effective rolling radius R [m].
         a_m, b_m: distance from the centre of mass to the front / rear axle [m].
+        cg_height_m: height h of the centre of mass above the ground [m], ≥ 0; 0 (the default,
+            CoRL 2024 A.1) keeps the static load split (module docstring).
         gravity_mps2: gravitational acceleration g [m/s²].
         torque_gain: k_τ of the drive map E(τ) = k_τ τ + τ_0 [N m per unit of τ]; with τ the
             drive torque at the rear axle [N m], k_τ ≈ 1 absorbs a driveline efficiency.
@@ -55,6 +72,7 @@ class VehicleParams(eqx.Module):
     wheel_radius_m: Float[Array, ""] = float_field(0.368)
     a_m: Float[Array, ""] = float_field(1.345)
     b_m: Float[Array, ""] = float_field(1.522)
+    cg_height_m: Float[Array, ""] = float_field(0.0)
     gravity_mps2: Float[Array, ""] = float_field(9.81)
     torque_gain: Float[Array, ""] = float_field(1.0)
     torque_offset_nm: Float[Array, ""] | None = eqx.field(
@@ -76,6 +94,14 @@ class VehicleParams(eqx.Module):
                     f"`VehicleParams.{name}` must be finite and > 0, got {v!r}. Units: see the "
                     "class docstring."
                 )
+        height = self.cg_height_m
+        if not isinstance(height, jax.core.Tracer):
+            h = np.asarray(height)
+            if h.shape != () or not np.isfinite(float(h)) or float(h) < 0:
+                raise ValueError(
+                    "`VehicleParams.cg_height_m` must be a finite scalar ≥ 0 [m] (0: no load "
+                    f"transfer), got {height!r}."
+                )
         offset = self.torque_offset_nm
         if offset is not None and not isinstance(offset, jax.core.Tracer):
             if jnp.shape(offset) != () or not np.isfinite(float(np.asarray(offset))):
@@ -93,7 +119,20 @@ class VehicleParams(eqx.Module):
     def wheelbase_m(self) -> Float[Array, ""]:
         return self.a_m + self.b_m
 
-    def normal_loads(self) -> tuple[Float[Array, ""], Float[Array, ""]]:
-        """Static normal loads (F_zf, F_zr) [N] from the weight distribution: m g b/L, m g a/L."""
+    def normal_loads(
+        self, tau: Float[ArrayLike, "*batch"] | None = None
+    ) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
+        """Normal loads (F_zf, F_zr) [N] under the drive input τ: m g b/L ∓ h E(τ)/(R L), m g
+        a/L ± … (module docstring). `tau` None: the static loads m g b/L, m g a/L."""
         weight = self.mass_kg * self.gravity_mps2
-        return weight * self.b_m / self.wheelbase_m, weight * self.a_m / self.wheelbase_m
+        front = weight * self.b_m / self.wheelbase_m
+        rear = weight * self.a_m / self.wheelbase_m
+        if tau is None:
+            return front, rear
+        shift = self.load_transfer_n(tau)
+        return front - shift, rear + shift
+
+    def load_transfer_n(self, tau: Float[ArrayLike, "*batch"]) -> Float[Array, "*batch"]:
+        """ΔF_z = h E(τ) / (R L) [N], the load the drive input τ moves from front to rear."""
+        force = self.drive_torque(jnp.asarray(tau, float)) / self.wheel_radius_m
+        return self.cg_height_m * force / self.wheelbase_m

@@ -11,7 +11,10 @@ u = (δ, τ) [rad, N m]:
     α_f = atan((V sin β + a r) / (V cos β)) − δ,  α_r = atan((V sin β − b r) / (V cos β)),
     σ_r = (R ω_r − V cos β) / (V cos β)
 
-and the path-relative states (e, Δφ, s) for a path of curvature κ(s) [1/m]:
+with the tyres at the normal loads F_zf, F_zr of `VehicleParams.normal_loads` under τ (A.1's
+static split where `cg_height_m` = 0; with a centre-of-mass height, the quasi-static
+longitudinal load transfer h E(τ) / (R L)), and the path-relative states (e, Δφ, s) for a
+path of curvature κ(s) [1/m]:
     ė = V sin Δφ,  ṡ = V cos Δφ / (1 − e κ(s)),  Δφ̇ = β̇ + r − κ(s) ṡ.
 
 Low-speed regularisation. The slip denominators V cos β and the V in β̇ are replaced by the smooth
@@ -81,9 +84,10 @@ class SingleTrackModel(eqx.Module):
         return alpha_f, alpha_r, sigma_r
 
     def forces(self, y: State, u: Control) -> tuple[Array, Array, Array]:
-        """Axle forces (F_yf, F_yr, F_xr) [N]."""
+        """Axle forces (F_yf, F_yr, F_xr) [N], at the normal loads of `VehicleParams.normal_loads`
+        under the drive input u[1] (static where `cg_height_m` = 0)."""
         alpha_f, alpha_r, sigma_r = self.slips(y, u)
-        fz_f, fz_r = self.params.normal_loads()
+        fz_f, fz_r = self.params.normal_loads(jnp.asarray(u)[1])
         f_yf = self.front.lateral(alpha_f, fz_f, y)
         f_yr, f_xr = self.rear.combined(alpha_r, sigma_r, fz_r, y)
         return f_yf, f_yr, f_xr

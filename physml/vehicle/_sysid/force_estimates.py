@@ -50,10 +50,11 @@ _GUARD = 15
 
 @dataclasses.dataclass(frozen=True)
 class ForceEstimates:
-    """Slips and axle forces per unit static normal load, on the usable samples.
+    """Slips and axle forces per unit normal load, on the usable samples.
 
     Attributes: alpha_f, alpha_r [rad], sigma_r [-], fy_f, fy_r, fx_r [-] (force / F_z), all
-    shape (n,); normal_loads (F_zf, F_zr) [N]; index: (n,) the samples of the log used;
+    shape (n,); normal_loads (F_zf, F_zr) [N], each shape (n,): the loads under each sample's
+    drive input (`VehicleParams.normal_loads`); index: (n,) the samples of the log used;
     wheel_torque: (n,) the torque driving the rear wheels, I_w ω̇_r + R F_xr [N m].
     """
 
@@ -63,7 +64,7 @@ class ForceEstimates:
     fy_f: np.ndarray
     fy_r: np.ndarray
     fx_r: np.ndarray
-    normal_loads: tuple[float, float]
+    normal_loads: tuple[np.ndarray, np.ndarray]
     index: np.ndarray
     wheel_torque: np.ndarray | None = None
 
@@ -103,7 +104,8 @@ def axle_force_estimates(
     if keep.size < 100:
         raise ValueError(f"only {keep.size} usable (unflagged) samples; need >= 100.")
     keep = keep[np.linspace(0, keep.size - 1, min(max_samples, keep.size)).astype(int)]
-    fz_f, fz_r = (float(x) for x in params.normal_loads())
+    tau = np.asarray(log.control, float)[keep, 1]
+    fz_f, fz_r = (np.asarray(x, float) for x in params.normal_loads(jnp.asarray(tau)))
     return ForceEstimates(
         alpha_f[keep],
         alpha_r[keep],

@@ -63,9 +63,9 @@ def make_model(
 
 
 def params_from_plant(plant) -> VehicleParams:
-    """Vehicle parameters taken from a plant's known mass, inertia and geometry (a `DriftPlant`,
-    or anything with `.params` holding the `PlantParameters` fields): what one measures on a
-    real car before identifying its tyres."""
+    """Vehicle parameters taken from a plant's known mass, inertia and geometry, the height of
+    its centre of mass included (a `DriftPlant`, or anything with `.params` holding the
+    `PlantParameters` fields): what one measures on a real car before identifying its tyres."""
     p = plant.params
     return VehicleParams(
         mass_kg=p.mass_kg,
@@ -74,6 +74,7 @@ def params_from_plant(plant) -> VehicleParams:
         wheel_radius_m=p.wheel_radius_m,
         a_m=p.cg_to_front_m,
         b_m=p.cg_to_rear_m,
+        cg_height_m=p.cg_height_m,
     )
 
 
