@@ -47,6 +47,11 @@ NOMINAL_TIRE = "fiala"
 #: the MPC out of the brake-and-stall basin on the plant
 #: (docs/notes/2026-12-01-drift-mpc-findings.md).
 DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
+#: Integral action k_I [1/s] on the lateral error in the drift pipeline (`DriftMPC`): an
+#: identified model holds the plant at a steady offset (0.4–0.5 m on the 15-m donut), which
+#: the integral removes with a time constant of 1/k_I = 5 s
+#: (docs/notes/2026-12-02-load-transfer-and-figure-eight.md).
+DRIFT_LATERAL_INTEGRAL_GAIN = 0.2
 
 
 def make_path(name: str, *, radius_m: float = 11.0, sideslip_deg: float = 30.0) -> AbstractPath:
@@ -212,7 +217,8 @@ def drive(
     for `duration_s` [s] from a steady drift (`simulate`). The MPC uses `wheel_speed`
     ("measured", or "quasi_steady" for an un-identified model; None: `mpc_options`'
     "wheel_speed" if given, else "measured"), the soft speed floor
-    m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, the input limits of `plant.actuators`, and any
+    m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, integral action on the lateral error with
+    k_I = `DRIFT_LATERAL_INTEGRAL_GAIN`, the input limits of `plant.actuators`, and any
     `mpc_options` over these. A model with no drift equilibrium on the path
     (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
     options (and a `wheel_speed` that disagrees with `mpc_options["wheel_speed"]`) raise."""
@@ -222,6 +228,7 @@ def drive(
         "wheel_speed": "measured" if wheel_speed is None else wheel_speed,
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
         "actuators": plant.actuators,
+        "lateral_integral_gain": DRIFT_LATERAL_INTEGRAL_GAIN,
     }
     options.update(mpc_options or {})
     check_mpc_options(options)

@@ -29,6 +29,7 @@ from physml.vehicle import (
 )
 
 # Private numerics: the predictor's ROS2 steps against fine RK4 rollouts, the box solver.
+from physml.vehicle._control.mpc import check_mpc_options
 from physml.vehicle._control.problem import predict
 from physml.vehicle._control.solver import solve_box_least_squares
 
@@ -431,3 +432,43 @@ def test_front_slip_envelope_of_a_log(model):
     assert front_slip_envelope(model, log, quantile=1.0) == pytest.approx(np.abs(delta[100]))
     with pytest.raises(ValueError, match="quantile"):
         front_slip_envelope(model, log, quantile=0.0)
+
+
+def test_integral_action_solves_from_the_shifted_lateral_error(model, mpc):
+    """k_I > 0: the step integrates the measured e (I = e h_0 after one step) and solves as
+    the plain MPC would from the measurement with e shifted by k_I I (the same plan);
+    the prediction it reports is in the car's own e. |k_I I| stays within the limit."""
+    gain, limit = 2.0, 0.05
+    integral_mpc = DriftMPC(
+        model,
+        PATH,
+        mpc.reference,
+        max_iterations=6,
+        lateral_integral_gain=gain,
+        lateral_integral_limit_m=limit,
+    )
+    x, u = _start(mpc, de=0.3)
+    command, state, info = integral_mpc.step(integral_mpc.init(x, u), x)
+    h0 = float(mpc.dt_s[0])
+    assert float(state.lateral_integral) == pytest.approx(0.3 * h0, rel=1e-12)
+    shifted = x.at[4].add(gain * (float(x[4]) * h0))
+    plain_command, _, plain_info = mpc.step(mpc.init(shifted, u), shifted)
+    np.testing.assert_allclose(command, plain_command, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(info.plan, plain_info.plan, rtol=1e-9, atol=1e-9)
+    assert float(info.predicted[0, 4]) == pytest.approx(0.3, abs=1e-12)
+    # Anti-windup: a large error for many steps saturates the shift at the limit.
+    far = x.at[4].set(0.8)
+    for _ in range(5):
+        _, state, _ = integral_mpc.step(state, far)
+    assert gain * float(state.lateral_integral) == pytest.approx(limit, rel=1e-12)
+    # Off by default: the plain MPC keeps no integral.
+    assert float(mpc.step(mpc.init(x, u), x)[1].lateral_integral) == 0.0
+    for bad, match in (
+        ({"lateral_integral_gain": -0.1}, "lateral_integral_gain"),
+        ({"lateral_integral_gain": float("nan")}, "lateral_integral_gain"),
+        ({"lateral_integral_limit_m": 0.0}, "lateral_integral_limit_m"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            DriftMPC(model, PATH, mpc.reference, **bad)
+        with pytest.raises(ValueError, match=match):
+            check_mpc_options(bad)

@@ -14,6 +14,15 @@ quasi-steady one (`quasi_steady_wheel_speed`) and the torque box is capped at 95
 model's traction limit, where that wheel speed ceases to exist. With `ensemble=True` the model
 is a stack of posterior particles (`stack_models`) and their tracking terms are averaged.
 
+Integral action (`lateral_integral_gain` k_I > 0, off by default): a model that is not the car
+holds a drift at a steady lateral offset, since the MPC's predicted correction is not what the
+car does. The controller integrates the measured lateral error, I ← I + e h_0, and solves from
+the measurement with e shifted by k_I I (|k_I I| ≤ `lateral_integral_limit_m`): the plan then
+brings the car to e = −k_I I, which moves until the measured offset is gone (integral action
+by shifting the tracked output, the simplest form of offset-free MPC; G. Pannocchia and
+J. B. Rawlings, "Disturbance models for offset-free model-predictive control", AIChE J. 49,
+426 (2003)). `MPCInfo.predicted` is given back in the car's own e.
+
 The reference is a `DriftReference` (quasi-equilibria, Goh & Gerdes, IEEE IV 2016), computed by
 `DriftMPC.from_path`. Findings on the plant and the figure-eight:
 docs/notes/2026-12-01-drift-mpc-findings.md.
@@ -31,7 +40,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from .._model.single_track import SingleTrackModel
 from .._plant.actuators import Actuators
-from .options import check_model, check_options, check_settings, torque_box
+from .options import check_integral, check_model, check_options, check_settings, torque_box
 from .paths import AbstractPath
 from .problem import DriftProblem, MPCWeights, mean_model, quasi_steady_wheel_speed
 from .reference import DriftReference, drift_reference
@@ -71,11 +80,14 @@ class MPCState(eqx.Module):
         last_command: (δ [rad], τ [N·m]) sent at the previous step.
         rates: (N, 2) scaled input rates ∈ [−1, 1] of the plan to warm-start from.
         damping: Levenberg–Marquardt damping carried over [-].
+        lateral_integral: I = Σ e h_0 [m s], the integrated measured lateral error (0 unless
+            the MPC has a `lateral_integral_gain`).
     """
 
     last_command: Float[Array, "2"]
     rates: Float[Array, "N 2"]
     damping: Float[Array, ""]
+    lateral_integral: Float[Array, ""]
 
 
 class MPCInfo(eqx.Module):
@@ -112,12 +124,16 @@ class DriftMPC(eqx.Module):
         max_iterations: Gauss–Newton budget per step; tol: relative cost decrease below which
             a solve counts as converged.
         wheel_speed: "measured" or "quasi_steady".
+        lateral_integral_gain: k_I [1/s] of the integral action (module docstring; 0: off).
+        lateral_integral_limit_m: the largest shift |k_I I| [m].
     """
 
     problem: DriftProblem
     max_iterations: int = eqx.field(static=True)
     tol: float = eqx.field(static=True)
     wheel_speed: str = eqx.field(static=True)
+    lateral_integral_gain: float = eqx.field(static=True)
+    lateral_integral_limit_m: float = eqx.field(static=True)
 
     def __init__(
         self,
@@ -134,6 +150,8 @@ class DriftMPC(eqx.Module):
         ensemble: bool = False,
         wheel_speed: str = "measured",
         reference_clock: str = "path",
+        lateral_integral_gain: float = 0.0,
+        lateral_integral_limit_m: float = 1.0,
     ):
         """
         Args:
@@ -154,7 +172,11 @@ class DriftMPC(eqx.Module):
                 box is then capped at 95 % of the model's traction limit.
             reference_clock: where step k is scored against β_ref, V_ref: "path" (its predicted
                 s_k) or "time" (s_0 + V_ref(s_0) t_k), see `DriftProblem`.
+            lateral_integral_gain: k_I ≥ 0 [1/s] of the integral action on the lateral error
+                (module docstring); 0 (the default) switches it off.
+            lateral_integral_limit_m: > 0, the largest shift |k_I I| [m] (anti-windup).
         """
+        check_integral(lateral_integral_gain, lateral_integral_limit_m)
         check_model(model, ensemble)
         if not isinstance(path, AbstractPath):
             raise TypeError(f"`path` must be an AbstractPath, got {type(path).__name__}.")
@@ -190,6 +212,8 @@ class DriftMPC(eqx.Module):
         self.max_iterations = max_iterations
         self.tol = float(tol)
         self.wheel_speed = wheel_speed
+        self.lateral_integral_gain = float(lateral_integral_gain)
+        self.lateral_integral_limit_m = float(lateral_integral_limit_m)
 
     @classmethod
     def from_path(
@@ -207,6 +231,8 @@ class DriftMPC(eqx.Module):
         max_iterations: int = 8,
         tol: float = 1e-3,
         reference_clock: str = "path",
+        lateral_integral_gain: float = 0.0,
+        lateral_integral_limit_m: float = 1.0,
     ) -> DriftMPC:
         """The MPC with the model's `drift_reference` along `path` within the input limits
         (for an ensemble, of the particles' mean model); `bridge_m` [m]: the longest stretch
@@ -222,6 +248,8 @@ class DriftMPC(eqx.Module):
             max_iterations=max_iterations,
             tol=tol,
             reference_clock=reference_clock,
+            lateral_integral_gain=lateral_integral_gain,
+            lateral_integral_limit_m=lateral_integral_limit_m,
         )
         check_mpc_options({"bridge_m": bridge_m, **options})
         check_model(model, ensemble)
@@ -303,6 +331,7 @@ class DriftMPC(eqx.Module):
             jnp.clip(last_command, lo, hi),
             jnp.zeros((self.horizon_steps, 2)),
             jnp.asarray(1e-3),
+            jnp.zeros(()),
         )
 
     def _check_measurement(self, measurement):
@@ -351,6 +380,12 @@ def _step(mpc: DriftMPC, state: MPCState, x0):
     problem = mpc.problem
     if mpc.wheel_speed == "quasi_steady":
         x0 = x0.at[3].set(mpc.quasi_steady_wheel_speed(x0[:4], state.last_command[1]))
+    integral, shift = state.lateral_integral, jnp.zeros(())
+    if mpc.lateral_integral_gain > 0:  # integral action (module docstring)
+        bound = mpc.lateral_integral_limit_m / mpc.lateral_integral_gain
+        integral = jnp.clip(integral + x0[4] * mpc.dt_s[0], -bound, bound)
+        shift = mpc.lateral_integral_gain * integral
+        x0 = x0.at[4].add(shift)
     shape = state.rates.shape
     z_start = state.rates
     u_prev = state.last_command
@@ -381,7 +416,8 @@ def _step(mpc: DriftMPC, state: MPCState, x0):
         MPCStatus.nonfinite_fallback,
     )
     u = plan[0]
-    new_state = MPCState(u, mpc.shift(plan), jnp.where(finite, sol.damping, 1e-3))
+    integral = jnp.where(jnp.isfinite(integral), integral, state.lateral_integral)
+    new_state = MPCState(u, mpc.shift(plan), jnp.where(finite, sol.damping, 1e-3), integral)
     info = MPCInfo(
         iterations=sol.iterations,
         cost=jnp.where(finite, sol.cost, jnp.inf),
@@ -389,7 +425,7 @@ def _step(mpc: DriftMPC, state: MPCState, x0):
         violation=problem.violation(plan, u_prev),
         status=status,
         plan=plan,
-        predicted=predicted,
+        predicted=predicted.at[:, 4].add(-shift),
     )
     return u, new_state, info
 

@@ -43,6 +43,19 @@ def check_settings(grid_s, max_iterations, tol, torque_rate_max_nmps, wheel_spee
     return grid
 
 
+def check_integral(gain, limit_m):
+    """k_I ≥ 0 [1/s] and the shift limit > 0 [m] of the MPC's integral action."""
+    for name, value, least in (
+        ("lateral_integral_gain", gain, 0.0),
+        ("lateral_integral_limit_m", limit_m, None),
+    ):
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        ok = real and math.isfinite(value) and (value >= least if least is not None else value > 0)
+        if not ok:
+            want = "a finite number >= 0 [1/s]" if least is not None else "a finite length > 0 [m]"
+            raise ValueError(f"`{name}` must be {want}, got {value!r}.")
+
+
 def check_model(model, ensemble):
     if not isinstance(model, SingleTrackModel):
         raise TypeError(f"`model` must be a SingleTrackModel, got {type(model).__name__}.")
@@ -84,6 +97,7 @@ def check_options(options: Mapping, defaults: Mapping) -> None:
         o["wheel_speed"],
         o["reference_clock"],
     )
+    check_integral(o["lateral_integral_gain"], o["lateral_integral_limit_m"])
     bridge = o["bridge_m"]
     real = isinstance(bridge, numbers.Real) and not isinstance(bridge, bool)
     if not (real and math.isfinite(bridge) and bridge >= 0):
@@ -93,4 +107,11 @@ def check_options(options: Mapping, defaults: Mapping) -> None:
             raise TypeError(f"`{name}` must be {kind.__name__} or None, got {o[name]!r}.")
 
 
-__all__ = ["TRACTION_MARGIN", "check_model", "check_options", "check_settings", "torque_box"]
+__all__ = [
+    "TRACTION_MARGIN",
+    "check_integral",
+    "check_model",
+    "check_options",
+    "check_settings",
+    "torque_box",
+]
