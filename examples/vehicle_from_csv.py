@@ -56,7 +56,8 @@ def column_map(params: vehicle.VehicleParams) -> dict:
     """The JSON column map of the export (`TableSchema.from_mapping`)."""
     car = {k: float(getattr(params, k)) for k in ("mass_kg", "yaw_inertia_kgm2",
                                                   "wheel_inertia_kgm2", "wheel_radius_m",
-                                                  "a_m", "b_m", "cg_height_m")}  # fmt: skip
+                                                  "a_m", "b_m", "cg_height_m",
+                                                  "brake_split_front")}  # fmt: skip
     return {
         "time": {"column": "t_ms", "unit": "ms"},
         "steering": {"column": "hw_deg", "unit": "deg", "ratio": STEERING_RATIO},

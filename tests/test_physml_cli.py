@@ -296,13 +296,13 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     loaded, _ = vehicle_cli.load_model(tmp_path / "model.eqx", plant)
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(model), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
-    # A model saved before VehicleParams had a centre-of-mass height (format version 1) has
-    # one leaf fewer: refused by its version, with what this physml reads.
+    # A model saved before VehicleParams had a brake split (format version 2) has one leaf
+    # fewer: refused by its version, with what this physml reads.
     old = tmp_path / "old"
     old.mkdir()
     (old / "model.eqx").write_bytes((tmp_path / "model.eqx").read_bytes())
-    (old / "model.json").write_text(json.dumps({**meta, "format_version": 1}))
-    with pytest.raises(ValueError, match=r"format version 1 .* reads version 2"):
+    (old / "model.json").write_text(json.dumps({**meta, "format_version": 2}))
+    with pytest.raises(ValueError, match=r"format version 2 .* reads version 3"):
         vehicle_cli.load_model(old / "model.eqx", plant)
 
     seen = {}

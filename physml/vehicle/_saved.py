@@ -25,7 +25,7 @@ from ._sysid.identify import make_model, params_from_plant
 from ._tires.registry import TIRES
 
 MODEL_FORMAT = "physml.vehicle.SingleTrackModel"
-MODEL_FORMAT_VERSION = 2  # 2: VehicleParams.cg_height_m (load transfer)
+MODEL_FORMAT_VERSION = 3  # 2: VehicleParams.cg_height_m; 3: brake_split_front
 
 
 def sysid_outputs(

@@ -24,15 +24,16 @@ from physml.vehicle import (
 )
 
 
-def _model(front=None, rear=None, cg_height_m=0.0):
-    params = VehicleParams(cg_height_m=cg_height_m)
+def _model(front=None, rear=None, cg_height_m=0.0, brake_split_front=0.0):
+    params = VehicleParams(cg_height_m=cg_height_m, brake_split_front=brake_split_front)
     return SingleTrackModel(params, front or Fiala(), rear or Fiala(c_alpha=14.0))
 
 
-def _by_hand(state, control, h=0.0):
+def _by_hand(state, control, h=0.0, bf=0.0):
     """CoRL 2024 A.1 with the Fiala tyres, in plain floats (no regularisation: V cos β ≫ 0.5),
     with the load transfer h τ / (R L) of a centre of mass at height h [m] (Gillespie 1992,
-    eq. 2-5, with m a_x = τ / R)."""
+    eq. 2-5, with m a_x = τ / R), and a brake torque τ < 0 split b_f to the front axle:
+    F_xf = max(b_f τ / R, −μ F_zf) (Fiala's force bound μ F_z), (1 − b_f) τ on the rear wheel."""
     r, v, beta, omega = state
     delta, tau = control
     m, iz, iw, rw, a, b, g = 2048.0, 3675.0, 6.0, 0.368, 1.345, 1.522, 9.81
@@ -44,28 +45,56 @@ def _by_hand(state, control, h=0.0):
     sr = (rw * omega - vx) / vx
     fyf = float(Fiala().lateral(af, fzf, jnp.zeros(4)))
     fyr, fxr = (float(x) for x in Fiala(c_alpha=14.0).combined(ar, sr, fzr, jnp.zeros(4)))
-    r_dot = (a * fyf * math.cos(delta) - b * fyr) / iz
-    v_dot = (-fyf * math.sin(delta - beta) + fyr * math.sin(beta) + fxr * math.cos(beta)) / m
-    b_dot = (fyf * math.cos(delta - beta) + fyr * math.cos(beta) - fxr * math.sin(beta)) / (
-        m * v
-    ) - r
-    w_dot = (tau - fxr * rw) / iw
+    t_front = bf * min(tau, 0.0)
+    fxf = max(t_front / rw, -Fiala().mu * fzf)
+    r_dot = (a * fyf * math.cos(delta) + a * fxf * math.sin(delta) - b * fyr) / iz
+    v_dot = (
+        -fyf * math.sin(delta - beta)
+        + fxf * math.cos(delta - beta)
+        + fyr * math.sin(beta)
+        + fxr * math.cos(beta)
+    ) / m
+    b_dot = (
+        fyf * math.cos(delta - beta)
+        + fxf * math.sin(delta - beta)
+        + fyr * math.cos(beta)
+        - fxr * math.sin(beta)
+    ) / (m * v) - r
+    w_dot = (tau - t_front - fxr * rw) / iw
     return np.array([r_dot, v_dot, b_dot, w_dot])
 
 
-@pytest.mark.parametrize("h", [0.0, 0.55])
+@pytest.mark.parametrize(("h", "bf"), [(0.0, 0.0), (0.55, 0.0), (0.55, 0.66)])
 @pytest.mark.parametrize(
     ("state", "control"),
     [
         ((0.3, 12.0, 0.05, 12.0 / 0.368), (0.05, 100.0)),
         ((0.9, 8.0, -0.5, 30.0), (0.3, 2300.0)),  # counter-steered drift at high torque
         ((-0.2, 20.0, 0.1, 50.0), (-0.1, -1500.0)),  # braking
+        ((0.4, 15.0, -0.2, 30.0), (0.2, -9000.0)),  # braking beyond the front tyre's bound
     ],
 )
-def test_vector_field_matches_hand_computed(state, control, h):
-    got = _model(cg_height_m=h).vector_field(0.0, jnp.asarray(state), jnp.asarray(control))
+def test_vector_field_matches_hand_computed(state, control, h, bf):
+    model = _model(cg_height_m=h, brake_split_front=bf)
+    got = model.vector_field(0.0, jnp.asarray(state), jnp.asarray(control))
     # The soft floor differs from V cos β by v_f e^{1 - V cos β / v_f} < 2e-6 relative here.
-    np.testing.assert_allclose(got, _by_hand(state, control, h), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(got, _by_hand(state, control, h, bf), rtol=1e-5, atol=1e-8)
+
+
+@given(
+    tau=st.floats(-3000.0, 3000.0),
+    bf=st.floats(0.0, 0.95),
+    gain=st.floats(0.5, 2.0),
+    offset=st.floats(-200.0, 200.0),
+)
+def test_axle_torques_split_only_a_brake_torque(tau, bf, gain, offset):
+    """T_f + T_r = E(τ) always; T_f = b_f E ≤ 0 for E < 0 and 0 for a drive torque E ≥ 0."""
+    p = VehicleParams(brake_split_front=bf, torque_gain=gain, torque_offset_nm=offset)
+    front, rear = (float(x) for x in p.axle_torques(tau))
+    wheel = gain * tau + offset
+    assert front + rear == pytest.approx(wheel, rel=1e-12, abs=1e-9)
+    assert front == pytest.approx(bf * min(wheel, 0.0), rel=1e-12, abs=1e-12)
+    assert front <= 0.0
 
 
 @given(
@@ -99,6 +128,19 @@ def test_traction_limit_is_the_fixed_point_of_the_transferred_load():
         model = SingleTrackModel(VehicleParams(cg_height_m=h), Fiala(mu=mu), Fiala(mu=mu))
         expected = mu * r * m * g * a / (length * (1 - mu * h / length))
         assert traction_torque_limit_nm(model) == pytest.approx(expected, rel=1e-7)
+    # With a drive map E(τ) = k τ + τ_0 the wheel torque E takes that value: τ = (E − τ_0) / k.
+    params = VehicleParams(cg_height_m=0.6, torque_gain=1.3, torque_offset_nm=120.0)
+    model = SingleTrackModel(params, Fiala(mu=mu), Fiala(mu=mu))
+    wheel = mu * r * m * g * a / (length * (1 - mu * 0.6 / length))
+    assert traction_torque_limit_nm(model) == pytest.approx((wheel - 120.0) / 1.3, rel=1e-7)
+
+
+def test_traction_limit_refuses_a_rear_tyre_without_a_force_bound():
+    from physml.vehicle._control.problem import traction_torque_limit_nm
+
+    model = SingleTrackModel(VehicleParams(), Fiala(), MLPTire(key=jax.random.key(0)))
+    with pytest.raises(ValueError, match="did not converge"):
+        traction_torque_limit_nm(model)
 
 
 def test_soft_floor_is_exact_above_threshold_and_positive_below():
@@ -180,5 +222,7 @@ def test_params_validation():
         VehicleParams(mass_kg=-1.0)
     with pytest.raises(ValueError, match=r"cg_height_m.*≥ 0"):
         VehicleParams(cg_height_m=-0.1)
+    with pytest.raises(ValueError, match="brake_split_front"):
+        VehicleParams(brake_split_front=1.0)
     fzf, fzr = VehicleParams().normal_loads()
     assert float(fzf + fzr) == pytest.approx(2048.0 * 9.81, rel=1e-12)

@@ -88,21 +88,35 @@ def mean_model(model: SingleTrackModel) -> SingleTrackModel:
 
 
 def traction_torque_limit_nm(model: SingleTrackModel) -> float:
-    """τ = F_max(F_zr(τ)) R / k_τ [N·m]: the drive torque the model's rear tyre can transmit at
-    the rear load that torque itself produces (`VehicleParams.normal_loads`; the static load
-    where `cg_height_m` = 0); above it no quasi-steady wheel speed exists (the wheel spins up).
-    Solved by fixed-point iteration from the static load, a contraction while the transfer
-    h F_max / (F_z L) stays below 1 (about 0.25 for h = 0.6 m, L = 2.6 m, μ = 1)."""
+    """The drive input τ [N·m] at which E(τ) = k_τ τ + τ_0 = F_max(F_zr(τ)) R: the largest
+    drive torque the model's rear tyre can transmit at the rear load that torque itself
+    produces (`VehicleParams.normal_loads`; the static load where `cg_height_m` = 0); above it
+    no quasi-steady wheel speed exists (the wheel spins up). Solved by fixed-point iteration
+    from the static load, a contraction while the transfer h F_max / (F_z L) stays below 1
+    (about 0.25 for h = 0.6 m, L = 2.6 m, μ = 1).
+
+    Raises:
+        ValueError if the iteration has not converged (relative change ≤ 1e-9) in 50 steps,
+        or gives a non-finite torque (a rear tyre without a finite force bound)."""
     p = model.params
     radius, gain = float(p.wheel_radius_m), float(p.torque_gain)
-    torque = float(model.rear.force_bound(p.normal_loads()[1])) * radius / gain
+    offset = 0.0 if p.torque_offset_nm is None else float(p.torque_offset_nm)
+
+    def torque_at(fz_rear):
+        return (float(model.rear.force_bound(fz_rear)) * radius - offset) / gain
+
+    torque = torque_at(p.normal_loads()[1])
     for _ in range(50):
-        fz_rear = p.normal_loads(jnp.asarray(torque))[1]
-        updated = float(model.rear.force_bound(fz_rear)) * radius / gain
-        if abs(updated - torque) <= 1e-9 * abs(torque):
+        updated = torque_at(p.normal_loads(jnp.asarray(torque))[1])
+        if not math.isfinite(updated):
             break
+        if abs(updated - torque) <= 1e-9 * max(abs(torque), 1.0):
+            return updated
         torque = updated
-    return torque
+    raise ValueError(
+        f"the traction torque limit did not converge (last iterate {torque!r} N·m): the rear "
+        "tyre's force bound must be finite and the load transfer h F_max / (F_z L) below 1."
+    )
 
 
 def quasi_steady_wheel_speed(

@@ -23,6 +23,15 @@ longitudinal component are left out. CommonRoad's single-track drift model trans
 the same way from its commanded acceleration (M. Althoff, M. Koschi, S. Manzinger,
 "CommonRoad: Composable benchmarks for motion planning on roads", IV 2017; vehicle model
 documentation, Sec. 7). The default h = 0 is the static split of CoRL 2024 A.1.
+
+Brakes (`axle_torques`). A.1 puts the whole wheel torque E(τ) on the rear wheel, brakes
+included. A road car brakes mostly at the front: with a front share b_f of the brake torque
+(CommonRoad's T_sb; 0.66 for the plant's vehicle 2), E < 0 splits into T_f = b_f E on the
+front axle and T_r = (1 − b_f) E on the rear wheel, while a drive torque E ≥ 0 stays on the
+rear. The front wheel has no speed state: its brake force is quasi-static, F_xf = T_f / R,
+bounded by the front tyre's largest force (a locked wheel slides at that bound), with the
+front tyre's lateral force left uncoupled from it (`SingleTrackModel.vector_field`). The
+default b_f = 0 is A.1's rear-only torque.
 """
 
 from __future__ import annotations
@@ -58,6 +67,9 @@ class VehicleParams(eqx.Module):
         a_m, b_m: distance from the centre of mass to the front / rear axle [m].
         cg_height_m: height h of the centre of mass above the ground [m], ≥ 0; 0 (the default,
             CoRL 2024 A.1) keeps the static load split (module docstring).
+        brake_split_front: b_f, the share of a brake torque (E(τ) < 0) taken by the front axle,
+            in [0, 1); 0 (the default, CoRL 2024 A.1) puts it on the rear wheel (module
+            docstring).
         gravity_mps2: gravitational acceleration g [m/s²].
         torque_gain: k_τ of the drive map E(τ) = k_τ τ + τ_0 [N m per unit of τ]; with τ the
             drive torque at the rear axle [N m], k_τ ≈ 1 absorbs a driveline efficiency.
@@ -73,6 +85,7 @@ class VehicleParams(eqx.Module):
     a_m: Float[Array, ""] = float_field(1.345)
     b_m: Float[Array, ""] = float_field(1.522)
     cg_height_m: Float[Array, ""] = float_field(0.0)
+    brake_split_front: Float[Array, ""] = float_field(0.0)
     gravity_mps2: Float[Array, ""] = float_field(9.81)
     torque_gain: Float[Array, ""] = float_field(1.0)
     torque_offset_nm: Float[Array, ""] | None = eqx.field(
@@ -102,6 +115,14 @@ class VehicleParams(eqx.Module):
                     "`VehicleParams.cg_height_m` must be a finite scalar ≥ 0 [m] (0: no load "
                     f"transfer), got {height!r}."
                 )
+        split = self.brake_split_front
+        if not isinstance(split, jax.core.Tracer):
+            b = np.asarray(split)
+            if b.shape != () or not (np.isfinite(float(b)) and 0.0 <= float(b) < 1.0):
+                raise ValueError(
+                    "`VehicleParams.brake_split_front` must be a scalar in [0, 1) (the front "
+                    f"axle's share of a brake torque; 0: all on the rear wheel), got {split!r}."
+                )
         offset = self.torque_offset_nm
         if offset is not None and not isinstance(offset, jax.core.Tracer):
             if jnp.shape(offset) != () or not np.isfinite(float(np.asarray(offset))):
@@ -114,6 +135,15 @@ class VehicleParams(eqx.Module):
         """The wheel torque E(τ) = k_τ τ + τ_0 [N m] of the drive input τ (CoRL 2024, A.1)."""
         torque = self.torque_gain * tau
         return torque if self.torque_offset_nm is None else torque + self.torque_offset_nm
+
+    def axle_torques(
+        self, tau: Float[ArrayLike, "*batch"]
+    ) -> tuple[Float[Array, "*batch"], Float[Array, "*batch"]]:
+        """(T_f, T_r) [N m]: the wheel torque E(τ) split between the front axle and the rear
+        wheel, T_f = b_f min(E, 0), T_r = E − T_f (module docstring, "Brakes")."""
+        torque = self.drive_torque(jnp.asarray(tau, float))
+        front = self.brake_split_front * jnp.minimum(torque, 0.0)
+        return front, torque - front
 
     @property
     def wheelbase_m(self) -> Float[Array, ""]:

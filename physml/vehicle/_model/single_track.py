@@ -1,16 +1,18 @@
 """The single-track (bicycle) drift model being learned, with rear wheel-speed dynamics.
 
 Equations of Djeumou et al., "One model to drift them all", CoRL 2024, appendix A.1 (rear-wheel
-drive, no front drive force: F_xf = 0), state y = (r, V, β, ω_r) [rad/s, m/s, rad, rad/s], input
-u = (δ, τ) [rad, N m]:
+drive), state y = (r, V, β, ω_r) [rad/s, m/s, rad, rad/s], input u = (δ, τ) [rad, N m]:
 
     ṙ   = (a F_yf cos δ + a F_xf sin δ − b F_yr) / I_z
     V̇   = (−F_yf sin(δ−β) + F_xf cos(δ−β) + F_yr sin β + F_xr cos β) / m
     β̇   = (F_yf cos(δ−β) + F_xf sin(δ−β) + F_yr cos β − F_xr sin β) / (m V) − r
-    ω̇_r = (E(τ) − F_xr R) / I_w,   E(τ) = k_τ τ + τ_0 (the drive map, `VehicleParams`)
+    ω̇_r = (T_r(τ) − F_xr R) / I_w,   E(τ) = k_τ τ + τ_0 (the drive map, `VehicleParams`)
+    F_xf = max(T_f(τ) / R, −F̄_f(F_zf))   (front brake force; F̄_f the front tyre's force bound)
     α_f = atan((V sin β + a r) / (V cos β)) − δ,  α_r = atan((V sin β − b r) / (V cos β)),
     σ_r = (R ω_r − V cos β) / (V cos β)
 
+where (T_f, T_r) = `VehicleParams.axle_torques`(τ) split a brake torque E < 0 between the front
+axle and the rear wheel (b_f = `brake_split_front`; A.1 has b_f = 0: T_r = E, F_xf = 0), and
 with the tyres at the normal loads F_zf, F_zr of `VehicleParams.normal_loads` under τ (A.1's
 static split where `cg_height_m` = 0; with a centre-of-mass height, the quasi-static
 longitudinal load transfer h E(τ) / (R L)), and the path-relative states (e, Δφ, s) for a
@@ -92,6 +94,15 @@ class SingleTrackModel(eqx.Module):
         f_yr, f_xr = self.rear.combined(alpha_r, sigma_r, fz_r, y)
         return f_yf, f_yr, f_xr
 
+    def front_brake_force(self, u: Control) -> Array:
+        """F_xf = max(T_f / R, −F̄_f(F_zf)) [N] ≤ 0: the front axle's quasi-static brake force
+        under the input u (module docstring); 0 for a drive torque or b_f = 0."""
+        tau = jnp.asarray(u)[1]
+        p = self.params
+        t_front = p.axle_torques(tau)[0]
+        bound = self.front.force_bound(p.normal_loads(tau)[0])
+        return jnp.maximum(t_front / p.wheel_radius_m, -bound)
+
     def vector_field(self, t, y: State, u: Control, args=None) -> State:
         """dy/dt of (r, V, β, ω_r) (CoRL 2024, A.1)."""
         r, v, beta = y[0], y[1], y[2]
@@ -99,7 +110,7 @@ class SingleTrackModel(eqx.Module):
         delta, tau = u[0], u[1]
         p = self.params
         f_yf, f_yr, f_xr = self.forces(y, u)
-        f_xf = jnp.zeros_like(f_yf)  # rear-wheel drive, no front braking
+        f_xf = self.front_brake_force(u)
         db = delta - beta
         r_dot = (
             p.a_m * f_yf * jnp.cos(delta) + p.a_m * f_xf * jnp.sin(delta) - p.b_m * f_yr
@@ -110,7 +121,7 @@ class SingleTrackModel(eqx.Module):
         beta_dot = (
             f_yf * jnp.cos(db) + f_xf * jnp.sin(db) + f_yr * jnp.cos(beta) - f_xr * jnp.sin(beta)
         ) / (p.mass_kg * soft_floor(v, self.speed_floor_mps)) - r
-        omega_dot = (p.drive_torque(tau) - f_xr * p.wheel_radius_m) / p.wheel_inertia_kgm2
+        omega_dot = (p.axle_torques(tau)[1] - f_xr * p.wheel_radius_m) / p.wheel_inertia_kgm2
         return jnp.stack([r_dot, v_dot, beta_dot, omega_dot])
 
     __call__ = vector_field

@@ -1,13 +1,15 @@
 """Axle forces estimated from a driving log, and tyre models fitted to them (initialisation).
 
-The single-track equations (Djeumou et al., CoRL 2024, A.1, with F_xf = 0) written in body
-axes are linear in the axle forces, so smoothed measured states and their derivatives give them
-sample by sample:
+The single-track equations (Djeumou et al., CoRL 2024, A.1) written in body axes are linear in
+the axle forces, so smoothed measured states and their derivatives give them sample by sample,
+with the front brake force F_xf = T_f(τ) / R of the input (`VehicleParams.axle_torques`; 0
+without a front brake share, as in A.1):
 
     a_x = V̇ cos β − V (β̇ + r) sin β,   a_y = V̇ sin β + V (β̇ + r) cos β     [m/s²]
-    m a_y = F_yf cos δ + F_yr,   I_z ṙ = a F_yf cos δ − b F_yr,   m a_x = F_xr − F_yf sin δ
- ⇒ F_yf = (I_z ṙ + b m a_y) / ((a + b) cos δ),  F_yr = m a_y − F_yf cos δ,
-    F_xr = m a_x + F_yf sin δ                                                    [N]
+    m a_y = G + F_yr,   I_z ṙ = a G − b F_yr,   G = F_yf cos δ + F_xf sin δ,
+    m a_x = F_xr + F_xf cos δ − F_yf sin δ
+ ⇒ G = (I_z ṙ + b m a_y) / (a + b),  F_yf = (G − F_xf sin δ) / cos δ,  F_yr = m a_y − G,
+    F_xr = m a_x − F_xf cos δ + F_yf sin δ                                       [N]
 
 (states smoothed and differentiated by a Savitzky–Golay filter, cubic, 0.15 s window;
 Savitzky & Golay, Anal. Chem. 36 (1964) 1627). Each tyre is then fitted to these force points
@@ -18,8 +20,10 @@ only: the estimates lump the plant's load transfer, drag and combined-slip effec
 axle forces, and `identify` refines the tyres on the rollout loss.
 
 Where the drive input τ is a command with an unknown affine map E(τ) = k_τ τ + τ_0 (CoRL 2024,
-A.1), the rear wheel's equation I_w ω̇_r = E(τ) − R F_xr is linear in (k_τ, τ_0): a least-squares
-fit of I_w ω̇_r + R F_xr against (τ, 1) on the same samples starts the map (`fit_drive_map`).
+A.1), the rear wheel's equation I_w ω̇_r = T_r(τ) − R F_xr is linear in (k_τ, τ_0), with
+T_r = E for drive and (1 − b_f) E for brake samples (taken by the sign of τ): a least-squares
+fit of I_w ω̇_r + R F_xr against (τ, 1), brake rows scaled by 1 − b_f, on the same samples starts
+the map (`fit_drive_map`). The front brake force of the estimates uses the map of `params`.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class ForceEstimates:
     Attributes: alpha_f, alpha_r [rad], sigma_r [-], fy_f, fy_r, fx_r [-] (force / F_z), all
     shape (n,); normal_loads (F_zf, F_zr) [N], each shape (n,): the loads under each sample's
     drive input (`VehicleParams.normal_loads`); index: (n,) the samples of the log used;
-    wheel_torque: (n,) the torque driving the rear wheels, I_w ω̇_r + R F_xr [N m].
+    wheel_torque: (n,) the torque on the rear wheels, I_w ω̇_r + R F_xr [N m] (T_r).
     """
 
     alpha_f: np.ndarray
@@ -92,9 +96,12 @@ def axle_force_estimates(
     a_x = v_dot * np.cos(beta) - v * (beta_dot + r) * np.sin(beta)
     a_y = v_dot * np.sin(beta) + v * (beta_dot + r) * np.cos(beta)
     wheel_torque = float(params.wheel_inertia_kgm2) * yd[:, 3]
-    fy_f = (iz * r_dot + b * m * a_y) / ((a + b) * np.cos(delta))
-    fy_r = m * a_y - fy_f * np.cos(delta)
-    fx_r = m * a_x + fy_f * np.sin(delta)
+    t_front = np.asarray(params.axle_torques(jnp.asarray(log.control[:, 1], float))[0], float)
+    fx_f = t_front / float(params.wheel_radius_m)
+    g = (iz * r_dot + b * m * a_y) / (a + b)
+    fy_f = (g - fx_f * np.sin(delta)) / np.cos(delta)
+    fy_r = m * a_y - g
+    fx_r = m * a_x - fx_f * np.cos(delta) + fy_f * np.sin(delta)
     model = SingleTrackModel(params, Fiala(), Fiala())
     slips = jax.jit(jax.vmap(model.slips))(jnp.asarray(ys), jnp.asarray(log.control, float))
     alpha_f, alpha_r, sigma_r = (np.asarray(s) for s in slips)
@@ -132,7 +139,8 @@ def fit_drive_map(log: DriveLog, params: VehicleParams) -> VehicleParams:
         )
     est = axle_force_estimates(log, params)
     tau = np.asarray(log.control, float)[est.index, 1]
-    design = np.stack([tau, np.ones_like(tau)], axis=-1)
+    rear_share = np.where(tau < 0, 1.0 - float(params.brake_split_front), 1.0)
+    design = rear_share[:, None] * np.stack([tau, np.ones_like(tau)], axis=-1)
     (gain, offset), *_ = np.linalg.lstsq(design, est.wheel_torque, rcond=None)
     if not (np.isfinite(gain) and gain > 0):
         raise ValueError(

@@ -64,8 +64,9 @@ def make_model(
 
 def params_from_plant(plant) -> VehicleParams:
     """Vehicle parameters taken from a plant's known mass, inertia and geometry, the height of
-    its centre of mass included (a `DriftPlant`, or anything with `.params` holding the
-    `PlantParameters` fields): what one measures on a real car before identifying its tyres."""
+    its centre of mass and its brake distribution included (a `DriftPlant`, or anything with
+    `.params` holding the `PlantParameters` fields): what one measures on a real car before
+    identifying its tyres."""
     p = plant.params
     return VehicleParams(
         mass_kg=p.mass_kg,
@@ -75,6 +76,7 @@ def params_from_plant(plant) -> VehicleParams:
         a_m=p.cg_to_front_m,
         b_m=p.cg_to_rear_m,
         cg_height_m=p.cg_height_m,
+        brake_split_front=p.brake_split_front,
     )
 
 
