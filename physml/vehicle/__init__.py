@@ -58,6 +58,7 @@ from ._control.paths import (
     Donut as Donut,
     FigureEight as FigureEight,
     TabulatedPath as TabulatedPath,
+    sideslip_reverses as sideslip_reverses,
 )
 from ._control.problem import MPCWeights as MPCWeights
 from ._control.reference import (

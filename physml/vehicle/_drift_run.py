@@ -24,8 +24,8 @@ from jaxtyping import PRNGKeyArray
 
 from ..kernels._validate import check_key
 from ._control.closed_loop import ClosedLoopResult, simulate
-from ._control.mpc import DriftMPC, check_mpc_options
-from ._control.paths import AbstractPath, Donut, FigureEight
+from ._control.mpc import DEFAULT_GRID_S, DriftMPC, check_mpc_options
+from ._control.paths import AbstractPath, Donut, FigureEight, sideslip_reverses
 from ._control.problem import MPCWeights
 from ._data.collect import collect
 from ._data.log import DriveLog
@@ -52,6 +52,13 @@ DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
 #: the integral removes with a time constant of 1/k_I = 5 s
 #: (docs/notes/2026-12-02-load-transfer-and-figure-eight.md).
 DRIFT_LATERAL_INTEGRAL_GAIN = 0.2
+#: Horizon grid [s] of the drift pipeline on a path whose sideslip reference changes sign (a
+#: figure-eight, an S-bend; `sideslip_reverses`): 50 steps of 0.02 s, then 5 of 0.1 s (the
+#: same 1.5 s as `DEFAULT_GRID_S`, control at 50 Hz). Through a reversal the rear wheel spins
+#: up or regains grip within a few hundredths of a second; predicted in 0.05-s steps the MPC
+#: loses the drift at the first reversal, with 0.02-s steps it drives the plant through it
+#: (docs/notes/2026-12-03-brake-split-and-the-reversal.md). A steady drift keeps the default.
+DRIFT_REVERSAL_GRID_S = (0.02,) * 50 + (0.1,) * 5
 
 
 def make_path(name: str, *, radius_m: float = 11.0, sideslip_deg: float = 30.0) -> AbstractPath:
@@ -218,7 +225,9 @@ def drive(
     ("measured", or "quasi_steady" for an un-identified model; None: `mpc_options`'
     "wheel_speed" if given, else "measured"), the soft speed floor
     m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, integral action on the lateral error with
-    k_I = `DRIFT_LATERAL_INTEGRAL_GAIN`, the input limits of `plant.actuators`, and any
+    k_I = `DRIFT_LATERAL_INTEGRAL_GAIN`, the input limits of `plant.actuators`, the horizon
+    grid `DRIFT_REVERSAL_GRID_S` on a path whose sideslip reference changes sign
+    (`sideslip_reverses`; else `DEFAULT_GRID_S`), and any
     `mpc_options` over these. A model with no drift equilibrium on the path
     (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
     options (and a `wheel_speed` that disagrees with `mpc_options["wheel_speed"]`) raise."""
@@ -229,6 +238,7 @@ def drive(
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
         "actuators": plant.actuators,
         "lateral_integral_gain": DRIFT_LATERAL_INTEGRAL_GAIN,
+        "grid_s": DRIFT_REVERSAL_GRID_S if sideslip_reverses(path) else DEFAULT_GRID_S,
     }
     options.update(mpc_options or {})
     check_mpc_options(options)

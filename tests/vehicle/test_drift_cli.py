@@ -315,3 +315,38 @@ def test_metrics_of_a_run_that_stopped_at_its_first_step():
     assert m["laps"] == 0.0 and m["stop_time_s"] == 0.05
     assert m["time_in_drift_s"] == pytest.approx(0.05)
     assert "at 0.05 s" in _drift_run.format_drift_table({"fiala": run})
+
+
+def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
+    """A path whose β_ref changes sign (figure-eight, S-bend) gets `DRIFT_REVERSAL_GRID_S`
+    (0.02-s steps, control at 50 Hz), a donut the default 0.05-s grid; an explicit `grid_s`
+    in the MPC options wins."""
+    from physml.vehicle import TabulatedPath, sideslip_reverses
+    from physml.vehicle._control.mpc import DEFAULT_GRID_S
+
+    s = np.linspace(0.0, 40.0, 81)
+    kappa = np.where(s < 20.0, 0.1, -0.1)
+    s_bend = TabulatedPath(s, kappa, -0.5 * np.sign(kappa))
+    assert sideslip_reverses(FigureEight(11.0, 0.5)) and sideslip_reverses(s_bend)
+    assert not sideslip_reverses(Donut(11.0, 0.5)) and not sideslip_reverses(Donut(8.0, -0.6))
+    with pytest.raises(TypeError, match="AbstractPath"):
+        sideslip_reverses("figure8")
+
+    grids = []
+
+    def fake_simulate(plant, mpc, path, duration_s, **kwargs):
+        grids.append(tuple(float(h) for h in np.asarray(mpc.dt_s)))
+        raise RuntimeError("stop after the MPC is built")
+
+    monkeypatch.setattr(_drift_run, "simulate", fake_simulate)
+    plant = DriftPlant()
+    key = jax.random.key(0)
+    model = nominal_model(plant, key=key)
+    figure8, donut = make_path("figure8"), make_path("donut")
+    for path, options in ((figure8, {"bridge_m": 20.0}), (donut, {})):
+        with pytest.raises(RuntimeError, match="stop after"):
+            drive("x", model, plant, path, 1.0, key=key, mpc_options=options)
+    with pytest.raises(RuntimeError, match="stop after"):
+        drive("x", model, plant, figure8, 1.0, key=key,
+              mpc_options={"bridge_m": 20.0, "grid_s": (0.05,) * 10})  # fmt: skip
+    assert grids == [_drift_run.DRIFT_REVERSAL_GRID_S, DEFAULT_GRID_S, (0.05,) * 10]

@@ -322,4 +322,25 @@ class TabulatedPath(AbstractPath):
         return jnp.stack([e, wrap_angle(course_rad - theta_s), s])
 
 
-__all__ = ["AbstractPath", "Donut", "FigureEight", "TabulatedPath", "wrap_angle"]
+def sideslip_reverses(path: AbstractPath, ds_m: float = 0.5) -> bool:
+    """Whether the path's sideslip reference β_ref(s) takes both signs over one lap (sampled
+    every `ds_m` [m]): a drift from one side to the other, as on a figure-eight or an S-bend,
+    whose transient needs a finer prediction grid than a steady drift
+    (docs/notes/2026-12-03-brake-split-and-the-reversal.md)."""
+    if not isinstance(path, AbstractPath):
+        raise TypeError(f"`path` must be an AbstractPath, got {type(path).__name__}.")
+    if not (np.isfinite(ds_m) and ds_m > 0):
+        raise ValueError(f"`ds_m` must be a finite spacing > 0 [m], got {ds_m!r}.")
+    s = np.linspace(0.0, float(path.length_m), max(int(np.ceil(path.length_m / ds_m)), 1) + 1)
+    beta = np.asarray(path.sideslip(jnp.asarray(s)), float)
+    return bool(beta.min() < 0.0 < beta.max())
+
+
+__all__ = [
+    "AbstractPath",
+    "Donut",
+    "FigureEight",
+    "TabulatedPath",
+    "sideslip_reverses",
+    "wrap_angle",
+]
