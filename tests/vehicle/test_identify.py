@@ -32,8 +32,9 @@ from physml.vehicle._sysid import recipe
 from physml.vehicle._sysid.recipe import FORCE_FIT_START, start_model
 
 
-def _synthetic_log(model, seconds=40.0, seed=0):
-    """Noise-free 100 Hz log of `model` under smooth random steering and torque (grip driving)."""
+def _synthetic_log(model, seconds=40.0, seed=0, base_nm=150.0):
+    """Noise-free 100 Hz log of `model` under smooth random steering and a torque of `base_nm`
+    [N m] plus smooth waves (grip driving)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * 100)) * 0.01
     delta = sum(
@@ -42,7 +43,7 @@ def _synthetic_log(model, seconds=40.0, seed=0):
             rng.uniform(0.02, 0.06, 4), rng.uniform(0.1, 0.8, 4), rng.uniform(0, 6, 4), strict=True
         )
     )
-    tau = 150 + sum(
+    tau = base_nm + sum(
         a * np.sin(2 * np.pi * f * t + p)
         for a, f, p in zip(
             rng.uniform(50, 150, 3), rng.uniform(0.05, 0.5, 3), rng.uniform(0, 6, 3), strict=True
@@ -258,6 +259,26 @@ def test_axle_force_estimates_match_the_model_forces(fiala_truth):
     np.testing.assert_allclose(est.fy_f[::25], np.asarray(f_yf)[idx] / fz_f, atol=0.02)
     np.testing.assert_allclose(est.fy_r[::25], np.asarray(f_yr)[idx] / fz_r, atol=0.02)
     np.testing.assert_allclose(est.fx_r[::25], np.asarray(f_xr)[idx] / fz_r, atol=0.02)
+
+
+def test_axle_force_estimates_include_the_front_brake_force():
+    """A car that brakes 66 % at the front, driven with a brake torque on about half the
+    samples: the inverse dynamics with F_xf = b_f E / R give the model's own axle forces; left
+    out (b_f = 0 in the estimate), the rear's longitudinal force is off by the front's."""
+    params = VehicleParams(brake_split_front=0.66)
+    true = SingleTrackModel(params, Fiala(mu=0.9, c_alpha=14.0), Fiala(mu=1.0, c_alpha=18.0))
+    log = _synthetic_log(true, seconds=20.0, seed=3, base_nm=0.0)
+    assert 0.3 < np.mean(log.control[:, 1] < 0) < 0.7
+    y, u = jnp.asarray(log.state), jnp.asarray(log.control)
+    f_yf, f_yr, f_xr = (np.asarray(f) for f in jax.vmap(true.forces)(y, u))
+    est = axle_force_estimates(log, params, max_samples=500)
+    idx, (fz_f, fz_r) = est.index, est.normal_loads
+    np.testing.assert_allclose(est.fy_f, f_yf[idx] / fz_f, atol=0.02)
+    np.testing.assert_allclose(est.fy_r, f_yr[idx] / fz_r, atol=0.02)
+    np.testing.assert_allclose(est.fx_r, f_xr[idx] / fz_r, atol=0.02)
+    blind = axle_force_estimates(log, VehicleParams(), max_samples=500)
+    front = 0.66 * np.minimum(log.control[idx, 1], 0.0) / 0.368
+    assert np.max(np.abs(blind.fx_r - est.fx_r) * fz_r) > 0.5 * np.max(np.abs(front))
 
 
 def test_make_model_from_data_recovers_the_stiffness_and_beats_the_default(fiala_truth):

@@ -135,12 +135,16 @@ def test_traction_limit_is_the_fixed_point_of_the_transferred_load():
     assert traction_torque_limit_nm(model) == pytest.approx((wheel - 120.0) / 1.3, rel=1e-7)
 
 
-def test_traction_limit_refuses_a_rear_tyre_without_a_force_bound():
+def test_traction_limit_without_a_force_bound_or_a_fixed_point():
+    """A rear tyre without a finite force bound (the MLP) imposes no limit (inf); a transfer
+    μ h / L ≥ 1 has no fixed point (the load grows faster than the torque): refused."""
     from physml.vehicle._control.problem import traction_torque_limit_nm
 
     model = SingleTrackModel(VehicleParams(), Fiala(), MLPTire(key=jax.random.key(0)))
+    assert traction_torque_limit_nm(model) == math.inf
+    tall = SingleTrackModel(VehicleParams(cg_height_m=3.0), Fiala(mu=1.1), Fiala(mu=1.1))
     with pytest.raises(ValueError, match="did not converge"):
-        traction_torque_limit_nm(model)
+        traction_torque_limit_nm(tall)
 
 
 def test_soft_floor_is_exact_above_threshold_and_positive_below():

@@ -75,9 +75,10 @@ def _export(path, log: DriveLog, every: int = 1, **kwargs):
     return _write(path, {c: f(t, y, u) for c, (_, _, f) in EXPORT.items()}, **kwargs)
 
 
-def _drive(model, seconds, seed, tau_of=lambda tau: tau):
-    """Noise-free 100 Hz log of `model` under smooth random steering and drive (grip driving);
-    the logged drive input is `tau_of(wheel torque)` (identity: the wheel torque itself)."""
+def _drive(model, seconds, seed, tau_of=lambda tau: tau, base_nm=150.0):
+    """Noise-free 100 Hz log of `model` under smooth random steering and a wheel torque of
+    `base_nm` plus smooth waves (grip driving); the logged drive input is
+    `tau_of(wheel torque)` (identity: the wheel torque itself)."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * 100)) * 0.01
     waves = lambda lo, hi, f_hi, n: sum(
@@ -86,7 +87,7 @@ def _drive(model, seconds, seed, tau_of=lambda tau: tau):
             rng.uniform(lo, hi, n), rng.uniform(0.05, f_hi, n), rng.uniform(0, 6, n), strict=True
         )
     )
-    u = np.stack([waves(0.02, 0.06, 0.8, 4), tau_of(150 + waves(50, 150, 0.5, 3))], -1)
+    u = np.stack([waves(0.02, 0.06, 0.8, 4), tau_of(base_nm + waves(50, 150, 0.5, 3))], -1)
     y0 = jnp.array([0.0, 12.0, 0.0, 12.0 / RADIUS_M])
     return DriveLog(time_s=t, state=np.asarray(rollout_model(model, y0, u[:-1], 0.01)), control=u)
 
@@ -194,7 +195,9 @@ def test_gaps_split_the_log_and_no_window_spans_them(tmp_path, native):
         ({"steering": {"column": "hw_deg", "unit": "deg", "ratio": 0}}, "must be a finite"),
         ({"yaw_rate": {"column": "gyro_dps", "unit": "deg/s", "sign": 2}}, "sign must be 1"),
         ({"vehicle": {"mass": 1500}}, "fields of VehicleParams"),
-        ({"vehicle": {"mass_kg": -1}}, "must be a finite number > 0"),
+        ({"vehicle": {"mass_kg": -1}}, "VehicleParams.mass_kg` must be finite and > 0"),
+        ({"vehicle": {"brake_split_front": 1.0}}, "must be a scalar in [0, 1)"),
+        ({"vehicle": {"cg_height_m": "high"}}, "vehicle.cg_height_m: must be a finite number"),
         ({"max_gap_s": 0}, "'max_gap_s': must be a finite number > 0"),
     ],
 )
@@ -238,18 +241,24 @@ def test_table_errors_name_the_file_and_the_reason(tmp_path, native):
         read_table(tmp_path / "missing.csv", _schema())
 
 
-def test_a_command_gets_an_affine_drive_map_recovered_from_the_log(tmp_path):
+@pytest.mark.parametrize(("brake_split", "base_nm"), [(0.0, 150.0), (0.66, 0.0)])
+def test_a_command_gets_an_affine_drive_map_recovered_from_the_log(tmp_path, brake_split, base_nm):
     """Logged throttle θ = (τ − τ_0) / k (in %): the schema gives the model an affine drive
     map, which `fit_drive_map` recovers from the wheel equation (exact single-track data:
-    only the Savitzky–Golay smoothing errs; k to 0.1 %, τ_0 to 0.1 % of the torque range)."""
+    only the Savitzky–Golay smoothing errs; k to 0.1 %, τ_0 to 0.1 % of the torque range),
+    also where about half the samples brake and the car brakes 66 % at the front."""
     gain, offset = 2500.0, -40.0
-    truth = _truth(VehicleParams(torque_gain=gain, torque_offset_nm=offset))
-    log = _drive(truth, 30.0, seed=2, tau_of=lambda tau: (tau - offset) / gain)
+    params = VehicleParams(torque_gain=gain, torque_offset_nm=offset, brake_split_front=brake_split)
+    truth = _truth(params)
+    log = _drive(truth, 30.0, seed=2, tau_of=lambda tau: (tau - offset) / gain, base_nm=base_nm)
     t, y, u = log.time_s, log.state, log.control
+    if brake_split > 0:
+        assert 0.3 < np.mean(gain * u[:, 1] + offset < 0) < 0.7
     cols = {c: f(t, y, u) for c, (_, _, f) in EXPORT.items() if c != "tq_knm"}
     cols["pedal"] = 100.0 * u[:, 1]
+    vehicle = {"wheel_radius_m": RADIUS_M, "brake_split_front": brake_split}
     schema = TableSchema.from_mapping(
-        _schema(torque=None, throttle={"column": "pedal", "unit": "%"})
+        _schema(torque=None, throttle={"column": "pedal", "unit": "%"}, vehicle=vehicle)
     )
     table = read_table(_write(tmp_path / "t.csv", cols), schema)
     assert table.metadata["drive_input"] == "throttle"

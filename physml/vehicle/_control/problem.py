@@ -21,7 +21,7 @@ rate and amplitude boxes. ∂ρ/∂z by condensing: S_{k+1} = A_k S_k + B_k ∂u
 
 Quasi-steady wheel speed: the root of ω̇_r = 0 at (r, V, β) and τ, the singular-perturbation
 reduction of the fast wheel mode (Kokotović, Khalil & O'Reilly, "Singular Perturbation Methods
-in Control", 1986, ch. 1); it exists while k_τ τ < F_max(F_zr(τ)) R (`traction_torque_limit_nm`).
+in Control", 1986, ch. 1); it exists while E(τ) < F_max(F_zr(τ)) R (`traction_torque_limit_nm`).
 """
 
 from __future__ import annotations
@@ -95,9 +95,11 @@ def traction_torque_limit_nm(model: SingleTrackModel) -> float:
     from the static load, a contraction while the transfer h F_max / (F_z L) stays below 1
     (about 0.25 for h = 0.6 m, L = 2.6 m, μ = 1).
 
+    Returns inf for a rear tyre without a finite force bound (no limit to impose).
+
     Raises:
-        ValueError if the iteration has not converged (relative change ≤ 1e-9) in 50 steps,
-        or gives a non-finite torque (a rear tyre without a finite force bound)."""
+        ValueError if the iteration has not converged (change ≤ 1e-9 max(|τ|, 1 N·m)) in 50
+        steps."""
     p = model.params
     radius, gain = float(p.wheel_radius_m), float(p.torque_gain)
     offset = 0.0 if p.torque_offset_nm is None else float(p.torque_offset_nm)
@@ -106,16 +108,16 @@ def traction_torque_limit_nm(model: SingleTrackModel) -> float:
         return (float(model.rear.force_bound(fz_rear)) * radius - offset) / gain
 
     torque = torque_at(p.normal_loads()[1])
+    if not math.isfinite(torque):
+        return math.inf
     for _ in range(50):
         updated = torque_at(p.normal_loads(jnp.asarray(torque))[1])
-        if not math.isfinite(updated):
-            break
         if abs(updated - torque) <= 1e-9 * max(abs(torque), 1.0):
             return updated
         torque = updated
     raise ValueError(
-        f"the traction torque limit did not converge (last iterate {torque!r} N·m): the rear "
-        "tyre's force bound must be finite and the load transfer h F_max / (F_z L) below 1."
+        f"the traction torque limit did not converge (last iterate {torque!r} N·m): the load "
+        "transfer h F_max / (F_z L) must stay below 1."
     )
 
 

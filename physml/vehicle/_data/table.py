@@ -15,7 +15,9 @@ Rows with an empty or non-finite cell in a mapped column are dropped; every sign
 interpolated onto t_0 + k / rate within each stretch of the table without a step longer than
 `max_gap_s`; the stretches are joined on one uniform clock, the first sample of each later one
 flagged `FLAG_RESET` (it does not follow from the one before, so no identification window spans
-a gap). The drive input is "torque" (the drive torque at the rear wheels [N m]) or a command,
+a gap). The drive input is "torque" (the wheel torque [N m]: drive at the rear wheels, a brake
+torque summed over both axles, which the model splits by `VehicleParams.brake_split_front`
+given in the schema's "vehicle") or a command,
 "throttle" or "engine_torque", whose map to the wheel torque is unknown: the model then learns
 the affine map E(τ) = k_τ τ + τ_0 of Djeumou et al., CoRL 2024, A.1 (`TableSchema.vehicle_params`).
 CSV only (pandas and pyarrow are not dependencies): a parquet log converts with
@@ -164,10 +166,11 @@ class TableSchema:
         One of each: "time"; "steering" (the road-wheel angle, or the handwheel angle with
         `ratio` = the steering ratio); "yaw_rate"; "speed" and "sideslip", or "vx" and "vy" (body
         frame at the centre of mass, y to the left); "wheel_speed" (the rear axle's), or
-        "wheel_speed_rl" and "wheel_speed_rr"; "torque" (at the rear wheels, `ratio` from the
-        logged shaft to the wheels), or a command "throttle" or "engine_torque" (its map to the
-        wheel torque is learned). Units: see `UNITS`; a wheel speed in a linear unit is divided
-        by `vehicle.wheel_radius_m`. "sign": -1 flips a signal to ISO 8855 (left, up positive).
+        "wheel_speed_rl" and "wheel_speed_rr"; "torque" (the wheel torque: drive at the rear
+        wheels, brakes summed over both axles; `ratio` from the logged shaft to the wheels),
+        or a command "throttle" or "engine_torque" (its map to the wheel torque is learned).
+        Units: see `UNITS`; a wheel speed in a linear unit is divided by
+        `vehicle.wheel_radius_m`. "sign": -1 flips a signal to ISO 8855 (left, up positive).
         Optional: "vehicle" (fields of `VehicleParams`, default its Supra prior), "max_gap_s"
         (default 0.1), "min_segment_s" (default 1.0), "delimiter" (default ",").
 
@@ -200,7 +203,10 @@ class TableSchema:
                 f"must be an object with fields of VehicleParams {sorted(fields)}, got "
                 f"{vehicle!r}.",
             )
-        values = {k: _number(v, f"the schema's vehicle.{k}") for k, v in vehicle.items()}
+        # VehicleParams checks each value's range (h ≥ 0, b_f ∈ [0, 1), the rest > 0).
+        values = {
+            k: _number(v, f"the schema's vehicle.{k}", positive=False) for k, v in vehicle.items()
+        }
         try:
             params = VehicleParams(**values)
         except ValueError as err:

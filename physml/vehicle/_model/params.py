@@ -29,7 +29,8 @@ included. A road car brakes mostly at the front: with a front share b_f of the b
 (CommonRoad's T_sb; 0.66 for the plant's vehicle 2), E < 0 splits into T_f = b_f E on the
 front axle and T_r = (1 − b_f) E on the rear wheel, while a drive torque E ≥ 0 stays on the
 rear. The front wheel has no speed state: its brake force is quasi-static, F_xf = T_f / R,
-bounded by the front tyre's largest force (a locked wheel slides at that bound), with the
+capped at the front tyre's `force_bound` (the friction limit μ F_z for Fiala and the magic
+formula, a looser bound for the learned tyres; a locked wheel slides at it), with the
 front tyre's lateral force left uncoupled from it (`SingleTrackModel.vector_field`). The
 default b_f = 0 is A.1's rear-only torque.
 """
@@ -72,7 +73,8 @@ class VehicleParams(eqx.Module):
             docstring).
         gravity_mps2: gravitational acceleration g [m/s²].
         torque_gain: k_τ of the drive map E(τ) = k_τ τ + τ_0 [N m per unit of τ]; with τ the
-            drive torque at the rear axle [N m], k_τ ≈ 1 absorbs a driveline efficiency.
+            total wheel torque [N m] (drive at the rear axle; a brake torque summed over both
+            axles, split by `brake_split_front`), k_τ ≈ 1 absorbs a driveline efficiency.
         torque_offset_nm: τ_0 [N m], or None for a map without an offset (a scalar array where
             τ is a command, e.g. a throttle or an engine-torque request, whose map to the wheel
             torque is unknown and learned: `trainable_spec` then learns k_τ and τ_0).

@@ -3,7 +3,8 @@
 The single-track equations (Djeumou et al., CoRL 2024, A.1) written in body axes are linear in
 the axle forces, so smoothed measured states and their derivatives give them sample by sample,
 with the front brake force F_xf = T_f(τ) / R of the input (`VehicleParams.axle_torques`; 0
-without a front brake share, as in A.1):
+without a front brake share, as in A.1; the model's cap at the front tyre's force bound is
+left out):
 
     a_x = V̇ cos β − V (β̇ + r) sin β,   a_y = V̇ sin β + V (β̇ + r) cos β     [m/s²]
     m a_y = G + F_yr,   I_z ṙ = a G − b F_yr,   G = F_yf cos δ + F_xf sin δ,
@@ -20,10 +21,15 @@ only: the estimates lump the plant's load transfer, drag and combined-slip effec
 axle forces, and `identify` refines the tyres on the rollout loss.
 
 Where the drive input τ is a command with an unknown affine map E(τ) = k_τ τ + τ_0 (CoRL 2024,
-A.1), the rear wheel's equation I_w ω̇_r = T_r(τ) − R F_xr is linear in (k_τ, τ_0), with
-T_r = E for drive and (1 − b_f) E for brake samples (taken by the sign of τ): a least-squares
-fit of I_w ω̇_r + R F_xr against (τ, 1), brake rows scaled by 1 − b_f, on the same samples starts
-the map (`fit_drive_map`). The front brake force of the estimates uses the map of `params`.
+A.1), the front brake force is unknown too, so the map is fitted from the estimates made
+without it: F_xr⁰ = m a_x + G tan δ = F_xr + F_xf / cos δ, and with the rear wheel's equation
+I_w ω̇_r = T_r − R F_xr,
+
+    y = I_w ω̇_r + R F_xr⁰ = T_r + T_f / cos δ
+      = E(τ) for E ≥ 0,  E(τ) (1 − b_f + b_f / cos δ) for E < 0,
+
+linear in (k_τ, τ_0): least squares of y against (τ, 1) with the brake rows scaled, the brake
+rows taken by the sign of τ and then by the sign of the fitted E (`fit_drive_map`).
 """
 
 from __future__ import annotations
@@ -128,7 +134,8 @@ def axle_force_estimates(
 
 def fit_drive_map(log: DriveLog, params: VehicleParams) -> VehicleParams:
     """`params` with the drive map E(τ) = k_τ τ + τ_0 fitted by least squares to the wheel
-    torques I_w ω̇_r + R F_xr [N m] estimated from `log` (module docstring): a start for
+    torques estimated from `log`, the front brake share b_f of `params` included (module
+    docstring): a start for
     `identify` where τ is a command (`params.torque_offset_nm` not None). Raises `ValueError`
     if `params` has no offset, or if the log does not give a positive gain k_τ (τ barely
     varies, or does not drive the wheel)."""
@@ -137,11 +144,17 @@ def fit_drive_map(log: DriveLog, params: VehicleParams) -> VehicleParams:
             "`params` must be VehicleParams with a drive-map offset (torque_offset_nm not None), "
             f"got {params!r:.80}."
         )
-    est = axle_force_estimates(log, params)
-    tau = np.asarray(log.control, float)[est.index, 1]
-    rear_share = np.where(tau < 0, 1.0 - float(params.brake_split_front), 1.0)
-    design = rear_share[:, None] * np.stack([tau, np.ones_like(tau)], axis=-1)
-    (gain, offset), *_ = np.linalg.lstsq(design, est.wheel_torque, rcond=None)
+    # Estimates without the (unknown) front brake force: wheel_torque = T_r + T_f / cos δ.
+    est = axle_force_estimates(log, dataclasses.replace(params, brake_split_front=0.0))
+    tau, delta = (np.asarray(log.control, float)[est.index, k] for k in (1, 0))
+    split = float(params.brake_split_front)
+    brake_scale = 1.0 - split + split / np.cos(delta)
+    braking = tau < 0
+    for _ in range(2):  # brake rows by the sign of τ, then by the sign of the fitted E(τ)
+        scale = np.where(braking, brake_scale, 1.0)
+        design = scale[:, None] * np.stack([tau, np.ones_like(tau)], axis=-1)
+        (gain, offset), *_ = np.linalg.lstsq(design, est.wheel_torque, rcond=None)
+        braking = gain * tau + offset < 0
     if not (np.isfinite(gain) and gain > 0):
         raise ValueError(
             f"the log gives a drive-map gain k_τ = {gain!r} (least squares of the wheel torque "
