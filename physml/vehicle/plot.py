@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._control.closed_loop import ClosedLoopResult
-from ._drift_run import DriftRunResult, summary_line
+from ._drift_result import DriftRunResult, summary_line
 from ._plant.actuators import Actuators
 from ._plant.dynamics import IOMEGAR, ISIDESLIP, ISPEED, ISTEER, IX, IY, IYAW, IYAWRATE
 from ._plant.envelope import VALID_MIN_SPEED_MPS
