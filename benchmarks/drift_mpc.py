@@ -36,6 +36,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import casadi as ca  # noqa: E402
+import equinox as eqx  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -75,18 +76,27 @@ def _brush(z, stiffness, f_max):
 
 def casadi_vector_field(model: SingleTrackModel, kappa: float):
     """The single-track model with Fiala (friction-circle) tyres and the path states, in CasADi:
-    the same equations as `SingleTrackModel.path_vector_field` (CoRL 2024, A.1)."""
+    the same equations as `SingleTrackModel.path_vector_field` (CoRL 2024, A.1), with its
+    longitudinal load transfer F_z = m g (b, a)/L ∓ h E(τ)/(R L) and its front brake share
+    F_xf = max(b_f min(E, 0)/R, −μ_f F_zf), the rear wheel driven by E − b_f min(E, 0)
+    (`VehicleParams.normal_loads`, `axle_torques`, `SingleTrackModel.front_brake_force`)."""
     p = model.params
     m, iz, iw = float(p.mass_kg), float(p.yaw_inertia_kgm2), float(p.wheel_inertia_kgm2)
     radius, a, b, g = float(p.wheel_radius_m), float(p.a_m), float(p.b_m), float(p.gravity_mps2)
     gain = float(p.torque_gain)
-    fz_f, fz_r = m * g * b / (a + b), m * g * a / (a + b)
+    offset = 0.0 if p.torque_offset_nm is None else float(p.torque_offset_nm)
+    height, split = float(p.cg_height_m), float(p.brake_split_front)
     tf, tr = model.front, model.rear
     floor = model.speed_floor_mps
     x = ca.SX.sym("x", 7)
     u = ca.SX.sym("u", 2)
     r, v, beta, omega, e, dphi = x[0], x[1], x[2], x[3], x[4], x[5]
     delta, tau = u[0], u[1]
+    torque = gain * tau + offset  # E(τ)
+    shift = height * torque / (radius * (a + b))
+    fz_f, fz_r = m * g * b / (a + b) - shift, m * g * a / (a + b) + shift
+    t_front = split * ca.fmin(torque, 0.0)
+    f_xf = ca.fmax(t_front / radius, -abs(float(tf.mu)) * fz_f)
     vx = _soft_floor(v * ca.cos(beta), floor)
     vy = v * ca.sin(beta)
     alpha_f = ca.atan((vy + a * r) / vx) - delta
@@ -98,16 +108,40 @@ def casadi_vector_field(model: SingleTrackModel, kappa: float):
     f_xr = ca.fmin(ca.fmax(f_xr, -(1 - 1e-3) * mu_fz), (1 - 1e-3) * mu_fz)
     f_yr = _brush(ca.tan(alpha_r), abs(float(tr.c_alpha)) * fz_r, ca.sqrt(mu_fz**2 - f_xr**2))
     db = delta - beta
-    r_dot = (a * f_yf * ca.cos(delta) - b * f_yr) / iz
-    v_dot = (-f_yf * ca.sin(db) + f_yr * ca.sin(beta) + f_xr * ca.cos(beta)) / m
-    beta_dot = (f_yf * ca.cos(db) + f_yr * ca.cos(beta) - f_xr * ca.sin(beta)) / (
-        m * _soft_floor(v, floor)
-    ) - r
-    omega_dot = (gain * tau - f_xr * radius) / iw
+    r_dot = (a * f_yf * ca.cos(delta) + a * f_xf * ca.sin(delta) - b * f_yr) / iz
+    v_dot = (-f_yf * ca.sin(db) + f_xf * ca.cos(db) + f_yr * ca.sin(beta) + f_xr * ca.cos(beta)) / m
+    lateral = f_yf * ca.cos(db) + f_xf * ca.sin(db) + f_yr * ca.cos(beta) - f_xr * ca.sin(beta)
+    beta_dot = lateral / (m * _soft_floor(v, floor)) - r
+    omega_dot = (torque - t_front - f_xr * radius) / iw
     s_dot = v * ca.cos(dphi) / ca.fmax(1.0 - e * kappa, 0.05)
     dyn = ca.vertcat(r_dot, v_dot, beta_dot, omega_dot)
     full = ca.vertcat(dyn, v * ca.sin(dphi), beta_dot + r - kappa * s_dot, s_dot)
     return ca.Function("f", [x, u], [full]), ca.Function("dyn", [x, u], [dyn]), x, u
+
+
+def check_casadi_model(model: SingleTrackModel, kappa: float, points: int = 200) -> float:
+    """Largest relative difference between the CasADi right-hand side and
+    `SingleTrackModel.path_vector_field` at random drift states and inputs (driving and
+    braking); raises if it exceeds 1e-9, so the peers never solve another problem."""
+    f = casadi_vector_field(model, kappa)[0]
+    jax_f = jax.jit(lambda y, u: model.path_vector_field(0.0, y, u, kappa))
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(points):
+        v = rng.uniform(4.0, 16.0)
+        y = np.array([rng.uniform(-1.5, 1.5), v, rng.uniform(-0.8, 0.8),
+                      v / 0.344 * rng.uniform(0.6, 2.5), rng.uniform(-1, 1),
+                      rng.uniform(-0.3, 0.3), rng.uniform(0, 50)])  # fmt: skip
+        u = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-2000.0, 2500.0)])
+        ref = np.asarray(jax_f(jnp.asarray(y), jnp.asarray(u)))
+        got = np.asarray(f(y, u)).ravel()
+        worst = max(worst, float(np.max(np.abs(got - ref) / (np.abs(ref) + 1e-6))))
+    if worst > 1e-9:
+        raise RuntimeError(
+            f"the CasADi model differs from physml's by {worst:.2e} (relative): the peers "
+            "would solve another problem."
+        )
+    return worst
 
 
 def casadi_ros2(model, kappa):
@@ -245,6 +279,30 @@ def run_physml(mpc: DriftMPC, records, warm: bool) -> dict:
     return {"wall_s": times, "cost": costs, "iterations": iterations}
 
 
+def run_physml_sequence(mpc: DriftMPC, records) -> dict:
+    """`DriftMPC.step` over the problems in order, each warm-started from this solver's own
+    previous plan shifted by one control period (its returned state), with the problem's own
+    last command: the real-time iteration when `mpc.max_iterations` is 1 (as acados SQP-RTI's
+    sequence, `solve_sequence`). The first problem starts from the closed loop's state."""
+
+    def solve(st, xk):
+        tic = time.perf_counter()
+        out = mpc.step(st, xk)
+        jax.block_until_ready(out[0])
+        return out, time.perf_counter() - tic
+
+    times, costs, iterations = [], [], []
+    state = records[0][1]
+    for xk, st in records:
+        state = eqx.tree_at(lambda s: s.last_command, state, st.last_command)
+        t, runs = best_of(3, solve, state, xk)
+        _, state, info = runs[-1]
+        times.append(t)
+        costs.append(float(info.cost))
+        iterations.append(int(info.iterations))
+    return {"wall_s": times, "cost": costs, "iterations": iterations}
+
+
 def plan_cost(mpc: DriftMPC, cost, plan, x0, last_command) -> float:
     """physml's cost J of a plan of inputs (N, 2): the plan as scaled rates from the clipped
     last command (within the boxes up to the solver's tolerance; `DriftMPC.inputs` clips)."""
@@ -336,6 +394,7 @@ def main(
     mpc = DriftMPC.from_path(model, path, max_iterations=max_iterations)
     y_ref, _ = mpc.reference.at(0.0)
     kappa, beta_ref, v_ref = 1.0 / path.radius_m, float(path.sideslip(0.0)), float(y_ref[1])
+    model_check = check_casadi_model(model, kappa)  # the peers' model is physml's
     cost = jax.jit(lambda z, x0, last: mpc.cost(z, x0, last))
     records = closed_loop_problems(mpc, path, problems)
 
@@ -343,6 +402,10 @@ def main(
         "physml warm": run_physml(mpc, records, warm=True),
         "physml cold": run_physml(mpc, records, warm=False),
     }
+    for iterations in (1, 2):
+        mpc_rti = DriftMPC.from_path(model, path, max_iterations=iterations)
+        name = f"physml {iterations} iteration{'s' if iterations > 1 else ''}, own sequence"
+        results[name] = run_physml_sequence(mpc_rti, records)
     notes = {}
     if acados and AcadosDriftMPC is None:
         notes["acados"] = (
@@ -384,6 +447,7 @@ def main(
         "table": table(rows, problems),
         "summary": rows,
         "notes": notes,
+        "casadi_model_max_relative_difference": model_check,
         "per_problem": results,
     }
 
