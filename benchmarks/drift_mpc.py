@@ -259,8 +259,8 @@ def best_of(repeats: int, solve, *args):
     return min(seconds for _, seconds in runs), [out for out, _ in runs]
 
 
-def run_physml(mpc: DriftMPC, records, warm: bool) -> dict:
-    """`DriftMPC.step` per problem, warm (the closed loop's state) or cold (`init`)."""
+def timed_step(mpc: DriftMPC):
+    """`solve(state, x) -> ((u, state, info), seconds)`: one `DriftMPC.step`, timed."""
 
     def solve(st, xk):
         tic = time.perf_counter()
@@ -268,10 +268,16 @@ def run_physml(mpc: DriftMPC, records, warm: bool) -> dict:
         jax.block_until_ready(out[0])
         return out, time.perf_counter() - tic
 
+    return solve
+
+
+def run_physml(mpc: DriftMPC, records, warm: bool) -> dict:
+    """`DriftMPC.step` per problem, warm (the closed loop's state) or cold (`init`)."""
+
     times, costs, iterations = [], [], []
     for xk, st in records:
         st = st if warm else mpc.init(xk, st.last_command)
-        t, runs = best_of(3, solve, st, xk)
+        t, runs = best_of(3, timed_step(mpc), st, xk)
         info = runs[-1][2]
         times.append(t)
         costs.append(float(info.cost))
@@ -285,17 +291,11 @@ def run_physml_sequence(mpc: DriftMPC, records) -> dict:
     last command: the real-time iteration when `mpc.max_iterations` is 1 (as acados SQP-RTI's
     sequence, `solve_sequence`). The first problem starts from the closed loop's state."""
 
-    def solve(st, xk):
-        tic = time.perf_counter()
-        out = mpc.step(st, xk)
-        jax.block_until_ready(out[0])
-        return out, time.perf_counter() - tic
-
     times, costs, iterations = [], [], []
     state = records[0][1]
     for xk, st in records:
         state = eqx.tree_at(lambda s: s.last_command, state, st.last_command)
-        t, runs = best_of(3, solve, state, xk)
+        t, runs = best_of(3, timed_step(mpc), state, xk)
         _, state, info = runs[-1]
         times.append(t)
         costs.append(float(info.cost))
