@@ -126,11 +126,12 @@ def check_casadi_model(model: SingleTrackModel, kappa: float, points: int = 200)
     f = casadi_vector_field(model, kappa)[0]
     jax_f = jax.jit(lambda y, u: model.path_vector_field(0.0, y, u, kappa))
     rng = np.random.default_rng(0)
+    radius = float(model.params.wheel_radius_m)
     worst = 0.0
     for _ in range(points):
         v = rng.uniform(4.0, 16.0)
         y = np.array([rng.uniform(-1.5, 1.5), v, rng.uniform(-0.8, 0.8),
-                      v / 0.344 * rng.uniform(0.6, 2.5), rng.uniform(-1, 1),
+                      v / radius * rng.uniform(0.6, 2.5), rng.uniform(-1, 1),
                       rng.uniform(-0.3, 0.3), rng.uniform(0, 50)])  # fmt: skip
         u = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-2000.0, 2500.0)])
         ref = np.asarray(jax_f(jnp.asarray(y), jnp.asarray(u)))

@@ -27,6 +27,7 @@ from physml.vehicle import (
     make_model,
     params_from_plant,
 )
+from physml.vehicle._cli import drift as drift_cli, sysid as sysid_cli
 from physml.vehicle._drift_run import nominal_model
 
 
@@ -72,9 +73,9 @@ def no_work(monkeypatch):
         raise WorkStarted("the command started working before refusing its arguments")
 
     for module, name in [
-        (vehicle_cli, "collect"),
-        (vehicle_cli, "identify_tire"),
-        (vehicle_cli, "run_drift"),
+        (sysid_cli, "collect"),
+        (sysid_cli, "identify_tire"),
+        (drift_cli, "run_drift"),
         (vehicle_cli, "drive"),
         (drift_run, "fit_model"),
         (drift_run, "collect"),
@@ -286,14 +287,14 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     model = jax.tree.map(lambda x: x * 1.01 if hasattr(x, "dtype") else x, model)  # "identified"
     log = _small_log()
     summary = {"tire": "fiala", "minutes": 0.1, "identify": {"steps": 5, "val_loss": 0.5}}
-    monkeypatch.setattr(vehicle_cli, "_sysid", lambda *a: (summary, plant, log, model))
+    monkeypatch.setattr(sysid_cli, "_sysid", lambda *a: (summary, plant, log, model))
     assert main(["sysid", "--tire", "fiala", "--seed", "4", "--out", str(tmp_path)]) == 0
     names = {"model.eqx", "model.json", "train_log.npz", "sysid_summary.json"}
     assert names <= {p.name for p in tmp_path.iterdir()}
     meta = json.loads((tmp_path / "model.json").read_text())
     assert (meta["tire"], meta["seed"], meta["identify"]["steps"]) == ("fiala", 4, 5)
 
-    loaded, _ = vehicle_cli.load_model(tmp_path / "model.eqx", plant)
+    loaded, _ = drift_cli.load_model(tmp_path / "model.eqx", plant)
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(model), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     # A model saved before VehicleParams had a brake split (format version 2) has one leaf
@@ -303,7 +304,7 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     (old / "model.eqx").write_bytes((tmp_path / "model.eqx").read_bytes())
     (old / "model.json").write_text(json.dumps({**meta, "format_version": 2}))
     with pytest.raises(ValueError, match=r"format version 2 .* reads version 3"):
-        vehicle_cli.load_model(old / "model.eqx", plant)
+        drift_cli.load_model(old / "model.eqx", plant)
 
     seen = {}
 
@@ -318,10 +319,10 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     # and collecting or identifying anything is refused.
     monkeypatch.setattr(drift_run, "drive", fake_drive)
     monkeypatch.setattr(drift_run, "summary_line", lambda run: "")
-    monkeypatch.setattr(vehicle_cli, "_report_drift", lambda *a: 0)
+    monkeypatch.setattr(drift_cli, "_report_drift", lambda *a: 0)
     for module, name in [
-        (vehicle_cli, "collect"),
-        (vehicle_cli, "identify_tire"),
+        (sysid_cli, "collect"),
+        (sysid_cli, "identify_tire"),
         (drift_run, "collect"),
         (drift_run, "fit_model"),
         (drift_run, "identify_tire"),
@@ -344,7 +345,7 @@ def test_sysid_out_on_a_full_disk_keeps_the_result(tmp_path, monkeypatch, capsys
     plant = DriftPlant()
     model = nominal_model(plant, key=jax.random.key(0))
     summary = {"tire": "fiala", "minutes": 0.1, "identify": {"steps": 5}}
-    monkeypatch.setattr(vehicle_cli, "_sysid", lambda *a: (summary, plant, _small_log(), model))
+    monkeypatch.setattr(sysid_cli, "_sysid", lambda *a: (summary, plant, _small_log(), model))
     monkeypatch.setattr(os, "fsync", _enospc)
     code, out, err, _ = _run(["sysid", "--out", str(tmp_path / "run")], capsys)
     assert code == 1
@@ -418,7 +419,7 @@ def test_sysid_from_a_table_identifies_on_its_first_part_and_reports_on_the_rest
         model = make_model(tire, key=key, params=params)
         return IdentificationResult(model, {"steps": steps, "best_step": 0}, [])
 
-    monkeypatch.setattr(vehicle_cli, "identify_tire", fake_identify_tire)
+    monkeypatch.setattr(sysid_cli, "identify_tire", fake_identify_tire)
     log, columns = _table(tmp_path)
     out = tmp_path / "out"
     argv = ["sysid", "--log", log, "--columns", columns, "--tire", "fiala", "--steps", "7"]
@@ -435,7 +436,7 @@ def test_sysid_from_a_table_identifies_on_its_first_part_and_reports_on_the_rest
     assert set(summary["heldout_rmse"]) == {"0.5s", "1s", "2s"}
     meta = json.loads((out / "model.json").read_text())
     assert meta["drive_map"] == "affine"
-    loaded, _ = vehicle_cli.load_model(out / "model.eqx", DriftPlant())
+    loaded, _ = drift_cli.load_model(out / "model.eqx", DriftPlant())
     assert float(loaded.params.mass_kg) == 1500.0 and loaded.params.torque_offset_nm is not None
 
 

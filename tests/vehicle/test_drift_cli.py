@@ -27,6 +27,7 @@ from physml.vehicle import (
     drive,
     run_drift,
 )
+from physml.vehicle._cli import drift as drift_cli
 from physml.vehicle._drift_run import NOMINAL, make_path, nominal_model
 
 
@@ -39,8 +40,9 @@ from physml.vehicle._drift_run import NOMINAL, make_path, nominal_model
         (["drift", "--minutes", "three"], "expected a float > 0, got 'three'"),
         (["drift", "--duration", "0"], "must be > 0, got '0'"),
         (["drift", "--steps", "2.5"], "expected a int > 0, got '2.5'"),
-        (["drift", "--bridge", "-1"], "must be a finite number >= 0, got '-1'"),
-        (["drift", "--bridge", "far"], "expected a float >= 0, got 'far'"),
+        (["drift", "--bridge", "-1"], "must be >= 0 m, got '-1'"),
+        (["drift", "--bridge", "inf"], "must be >= 0 m, got 'inf'"),
+        (["drift", "--bridge", "far"], "expected a float >= 0 m, got 'far'"),
     ],
 )
 def test_bad_arguments_are_argparse_errors(argv, message, capsys):
@@ -197,7 +199,7 @@ def test_compare_prints_one_table_reports_a_spin_out_and_exits_non_zero(
             "neural_exptanh": _fake_run("neural_exptanh", path, stop_at_s=1.25),
         }
 
-    monkeypatch.setattr(_cli, "run_drift", fake_run_drift)
+    monkeypatch.setattr(drift_cli, "run_drift", fake_run_drift)
     code = main(["drift", "--compare", "--quiet", "--out", str(tmp_path)])
     assert seen["tires"] == [NOMINAL, "fiala", "neural_exptanh"]
     assert code == 1  # the chosen model spun out
