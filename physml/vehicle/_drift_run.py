@@ -58,6 +58,26 @@ DRIFT_LATERAL_INTEGRAL_GAIN = 0.2
 #: loses the drift at the first reversal, with 0.02-s steps it drives the plant through it
 #: (docs/notes/2026-12-03-brake-split-and-the-reversal.md). A steady drift keeps the default.
 DRIFT_REVERSAL_GRID_S = (0.02,) * 50 + (0.1,) * 5
+#: The largest speed change |dV/dt| [m/s²] the drift pipeline's reference may ask between its
+#: points (`drift_reference`'s `accel_limit_mps2`): drifting samples of the 3-minute logs
+#: reach about 2.1-2.4 m/s² of acceleration and 5.2-5.4 m/s² of deceleration (99th-99.9th
+#: percentile, |β| > 15°). Faster speed changes are bridged: at an S-bend's inflection the
+#: equilibria asked 12 → 44 m/s within 7 m, and the MPC chased them (a full-lock flick, then
+#: off the path) (docs/notes/2026-12-03-reversal-weights.md). No effect on a donut.
+DRIFT_REFERENCE_ACCEL_LIMIT_MPS2 = 3.0
+#: Cost tolerances of the drift pipeline on a path whose sideslip reference changes sign:
+#: σ_β = 3.5° (2° on a steady drift) and σ_V = 0.75 m/s (1.5 m/s), with the pipeline's speed
+#: floor. With σ_β = 2° the MPC brakes at the crossing to chase a β_ref that reverses within a
+#: few metres, the rear regains grip and the car leaves the drift (figure-eight: 14° sideslip
+#: RMSE); a looser σ_β keeps the rear spinning through the crossing and swings the car into the
+#: new drift. The swing is made with full drive torque, which with the weak σ_V = 1.5 m/s adds
+#: 3-4 m/s, too fast for the next bend (S-bend: 2.5-3 m wide, then off the path); σ_V = 0.75 m/s
+#: brakes that speed back (docs/notes/2026-12-03-reversal-weights.md).
+DRIFT_REVERSAL_WEIGHTS = MPCWeights(
+    sideslip_rad=math.radians(3.5),
+    speed_mps=0.75,
+    speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS,
+)
 
 
 def make_path(name: str, *, radius_m: float = 11.0, sideslip_deg: float = 30.0) -> AbstractPath:
@@ -129,9 +149,11 @@ def drive(
     ("measured", or "quasi_steady" for an un-identified model; None: `mpc_options`'
     "wheel_speed" if given, else "measured"), the soft speed floor
     m_V = `DRIFT_SPEED_FLOOR_MARGIN_MPS`, integral action on the lateral error with
-    k_I = `DRIFT_LATERAL_INTEGRAL_GAIN`, the input limits of `plant.actuators`, the horizon
-    grid `DRIFT_REVERSAL_GRID_S` on a path whose sideslip reference changes sign
-    (`sideslip_reverses`; else `DEFAULT_GRID_S`), and any
+    k_I = `DRIFT_LATERAL_INTEGRAL_GAIN`, the input limits of `plant.actuators`, a reference
+    that asks no speed change beyond `DRIFT_REFERENCE_ACCEL_LIMIT_MPS2`, and on a path
+    whose sideslip reference changes sign (`sideslip_reverses`) the horizon grid
+    `DRIFT_REVERSAL_GRID_S` and the tolerances `DRIFT_REVERSAL_WEIGHTS` (else `DEFAULT_GRID_S`
+    and `MPCWeights`' defaults), and any
     `mpc_options` over these. A model with no drift equilibrium on the path
     (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
     options (and a `wheel_speed` that disagrees with `mpc_options["wheel_speed"]`) raise."""
@@ -142,8 +164,11 @@ def drive(
         "weights": MPCWeights(speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS),
         "actuators": plant.actuators,
         "lateral_integral_gain": DRIFT_LATERAL_INTEGRAL_GAIN,
-        "grid_s": DRIFT_REVERSAL_GRID_S if sideslip_reverses(path) else DEFAULT_GRID_S,
+        "grid_s": DEFAULT_GRID_S,
+        "reference_accel_limit_mps2": DRIFT_REFERENCE_ACCEL_LIMIT_MPS2,
     }
+    if sideslip_reverses(path):
+        options.update(grid_s=DRIFT_REVERSAL_GRID_S, weights=DRIFT_REVERSAL_WEIGHTS)
     options.update(mpc_options or {})
     check_mpc_options(options)
     times = {}

@@ -14,6 +14,7 @@ from physml.vehicle import (
     MPCStatus,
     SingleTrackModel,
     StopReason,
+    TabulatedPath,
     params_from_plant,
     simulate,
 )
@@ -110,6 +111,28 @@ def test_chunks_do_not_change_a_run_without_a_stop(setup):
     for name in ("plant_state", "path_state", "measurement", "command", "cost"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(whole, name))
     assert chunked.plant_state.shape == (20, 9)
+
+
+def test_a_run_on_an_open_path_ends_at_its_end(setup):
+    """An open 25-m arc of the donut's circle at about 10 m/s: a 4-s run ends when the car
+    reaches s = 25 m, with no stop (not a failure) and metrics over the steps on the path;
+    a failure on the way is still a stop."""
+    plant, mpc = setup
+    s = np.linspace(0.0, 25.0, 51)
+    arc = TabulatedPath(s, np.full(51, 1 / 11.0), np.full(51, -np.radians(30.0)), closed=False)
+    mpc_arc = DriftMPC.from_path(mpc.model, arc, max_iterations=5, wheel_speed="quasi_steady")
+    res = simulate(plant, mpc_arc, arc, 4.0, key=jax.random.key(0), time_solves=False)
+    assert res.stop is None
+    n = res.time_s.size
+    assert res.metrics["duration_s"] == pytest.approx(n * 0.05) and 2.0 < n * 0.05 < 3.0
+    assert res.path_state[-1, 2] < 25.0 <= res.path_state[-1, 2] + 0.05 * 12.0
+    assert res.plant_state.shape == (n, 9)
+    failed = simulate(
+        plant, mpc_arc, arc, 4.0, key=jax.random.key(1), max_lateral_error_m=0.003,
+        time_solves=False,
+    )  # fmt: skip
+    assert failed.stop is not None
+    assert failed.stop["reason"] == StopReason[StopReason.left_path]
 
 
 def test_bad_input_is_reported(setup):

@@ -21,6 +21,7 @@ from physml.vehicle import (
     DriftRunResult,
     FigureEight,
     MPCStatus,
+    MPCWeights,
     StopReason,
     _cli,
     _drift_run,
@@ -321,8 +322,9 @@ def test_metrics_of_a_run_that_stopped_at_its_first_step():
 
 def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
     """A path whose β_ref changes sign (figure-eight, S-bend) gets `DRIFT_REVERSAL_GRID_S`
-    (0.02-s steps, control at 50 Hz), a donut the default 0.05-s grid; an explicit `grid_s`
-    in the MPC options wins."""
+    (0.02-s steps, control at 50 Hz) and `DRIFT_REVERSAL_WEIGHTS`, a donut the default 0.05-s
+    grid and default tolerances (with the pipeline's speed floor); explicit `grid_s` and
+    `weights` in the MPC options win."""
     from physml.vehicle import TabulatedPath, sideslip_reverses
     from physml.vehicle._control.mpc import DEFAULT_GRID_S
 
@@ -334,10 +336,11 @@ def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
     with pytest.raises(TypeError, match="AbstractPath"):
         sideslip_reverses("figure8")
 
-    grids = []
+    grids, weights = [], []
 
     def fake_simulate(plant, mpc, path, duration_s, **kwargs):
         grids.append(tuple(float(h) for h in np.asarray(mpc.dt_s)))
+        weights.append(mpc.weights)
         raise RuntimeError("stop after the MPC is built")
 
     monkeypatch.setattr(_drift_run, "simulate", fake_simulate)
@@ -350,5 +353,12 @@ def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
             drive("x", model, plant, path, 1.0, key=key, mpc_options=options)
     with pytest.raises(RuntimeError, match="stop after"):
         drive("x", model, plant, figure8, 1.0, key=key,
-              mpc_options={"bridge_m": 20.0, "grid_s": (0.05,) * 10})  # fmt: skip
+              mpc_options={"bridge_m": 20.0, "grid_s": (0.05,) * 10,
+                           "weights": MPCWeights(sideslip_rad=0.1)})  # fmt: skip
     assert grids == [_drift_run.DRIFT_REVERSAL_GRID_S, DEFAULT_GRID_S, (0.05,) * 10]
+    reversal = _drift_run.DRIFT_REVERSAL_WEIGHTS
+    steady = MPCWeights(speed_floor_margin_mps=_drift_run.DRIFT_SPEED_FLOOR_MARGIN_MPS)
+    assert weights == [reversal, steady, MPCWeights(sideslip_rad=0.1)]
+    # Looser sideslip, tighter speed than a steady drift; the same speed floor.
+    assert reversal.sideslip_rad > steady.sideslip_rad and reversal.speed_mps < steady.speed_mps
+    assert reversal.speed_floor_margin_mps == steady.speed_floor_margin_mps

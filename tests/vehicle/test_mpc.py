@@ -472,3 +472,16 @@ def test_integral_action_solves_from_the_shifted_lateral_error(model, mpc):
             DriftMPC(model, PATH, mpc.reference, **bad)
         with pytest.raises(ValueError, match=match):
             check_mpc_options(bad)
+
+
+def test_reference_acceleration_limit_is_an_option_checked_up_front(model):
+    """`reference_accel_limit_mps2` reaches `drift_reference` (a donut's constant reference is
+    unchanged by it) and is refused before any work when not a positive number."""
+    plain = DriftMPC.from_path(model, PATH)
+    limited = DriftMPC.from_path(model, PATH, reference_accel_limit_mps2=3.0)
+    np.testing.assert_array_equal(plain.reference.state, limited.reference.state)
+    for bad in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match="reference_accel_limit_mps2"):
+            check_mpc_options({"reference_accel_limit_mps2": bad})
+        with pytest.raises(ValueError, match="reference_accel_limit_mps2"):
+            DriftMPC.from_path(model, PATH, reference_accel_limit_mps2=bad)

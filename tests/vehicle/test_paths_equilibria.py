@@ -337,3 +337,62 @@ def test_invalid_limits_are_refused(fiala_model, limits, name, without_runtime_t
     if name != "max_speed_mps":  # the reference passes its input limits through
         with pytest.raises(ValueError, match=f"`{name}` must be None or"):
             drift_reference(fiala_model, Donut(11.0, np.radians(30.0)), **limits)
+
+
+@given(
+    st.lists(st.floats(1.0, 40.0), min_size=2, max_size=25),
+    st.floats(0.5, 10.0),
+    st.booleans(),
+)
+def test_unreachable_speeds_leave_a_profile_within_the_acceleration_limit(speeds, accel, closed):
+    """`accel_limit_mps2`'s filter: between any two points it keeps, |V_j² − V_i²| ≤ 2 a |s_j −
+    s_i| (on a closed path also the way round the lap's end); a profile that already meets
+    this loses no point; the fastest point of an unreachable spike is always dropped."""
+    from physml.vehicle._control.reference import _unreachable
+
+    v = np.asarray(speeds)
+    if closed:
+        v = np.append(v, v[0])  # s = L is s = 0
+    s = np.arange(v.size, dtype=float)  # 1 m apart
+    unsolved = np.zeros(v.size, bool)
+    drop = _unreachable(s, v, unsolved, closed, accel)
+    keep = np.flatnonzero(~drop)
+    assert keep.size >= 1 and drop.sum() < v.size
+    lap = s[-1]
+    for i in keep:
+        for j in keep:
+            gap = abs(s[j] - s[i])
+            if closed:
+                gap = min(gap, lap - gap)
+            assert v[j] ** 2 - v[i] ** 2 <= 2 * accel * gap * (1 + 1e-9) + 1e-9
+    smooth = np.sqrt(np.maximum(v[0] ** 2 + 2 * accel * 0.9 * np.sin(s), 1.0))
+    assert not _unreachable(s, smooth, unsolved, False, accel).any()
+    spike = np.full(7, 10.0)
+    spike[3] = 10.0 + 10 * accel
+    assert _unreachable(np.arange(7.0), spike, np.zeros(7, bool), closed, accel)[3]
+
+
+def test_drift_reference_bridges_speeds_the_car_cannot_reach(fiala_model):
+    """An S-bend's inflection: where κ passes through 0 with |β| still large, the equilibria's
+    speeds grow without bound. With `accel_limit_mps2` those points are bridged (the speed
+    profile then changes at no more than the limit), or refused with `bridge_m` = 0 (the
+    message names the limit); the other points are the same equilibria as without it."""
+    s = np.linspace(0.0, 80.0, 161)
+    kappa = 0.09 * np.tanh((40.3 - s) / 4.0)  # (κ = 0 off the 0.5-m grid)
+    path = TabulatedPath(s, kappa, -0.45 * np.sign(kappa))
+    free = drift_reference(fiala_model, path, ds_m=0.5, bridge_m=20.0)
+    v_free = np.asarray(free.state[:, 1])
+    assert v_free.max() > 2 * np.median(v_free)  # the spike this guards against
+    accel = 3.0
+    ref = drift_reference(fiala_model, path, ds_m=0.5, bridge_m=20.0, accel_limit_mps2=accel)
+    v, ss = np.asarray(ref.state[:, 1]), np.asarray(ref.s_m)
+    newly = np.asarray(ref.bridged) & ~np.asarray(free.bridged)
+    assert newly.any() and np.all(np.abs(ss[newly] - 40.0) < 20.0)
+    keep = ~np.asarray(ref.bridged)
+    np.testing.assert_array_equal(ref.state[keep], free.state[keep])
+    assert np.all(np.abs(np.diff(v**2)) <= 2 * accel * np.diff(ss) * (1 + 1e-9))
+    with pytest.raises(NoDriftEquilibriumError, match=r"accel_limit_mps2"):
+        drift_reference(fiala_model, path, ds_m=0.5, accel_limit_mps2=accel)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="`accel_limit_mps2`"):
+            drift_reference(fiala_model, path, accel_limit_mps2=bad)

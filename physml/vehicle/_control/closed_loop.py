@@ -54,6 +54,8 @@ class StopReason(eqx.Enumeration):
     stalled = "stalled: speed < 4 m/s"
     left_path = "left the path: |lateral error| too large"
     nonfinite = "plant state not finite"
+    #: Not a failure: an open path's run ends where the path does (`simulate`).
+    path_end = "reached the end of the path"
 
 
 class PoseSensor(eqx.Module):
@@ -188,6 +190,9 @@ def _run(
             (~jnp.all(jnp.isfinite(x_new)), StopReason.nonfinite),
         ):
             reason = StopReason.where(test, why, reason)
+        if not path.closed:  # the run ends at an open path's end, unless it failed there
+            ended = (reason == StopReason.none) & (true_new[2] >= path.length_m)
+            reason = StopReason.where(ended, StopReason.path_end, reason)
         stopped = stop != StopReason.none
         stop_new = StopReason.where(stopped, stop, reason)
         halt = stop_new != StopReason.none
@@ -226,7 +231,8 @@ def simulate(
         plant: the vehicle (`DriftPlant`, with its actuators).
         controller: a `DriftMPC` built for the same path.
         path: the path (for the measurement's projection and the metrics).
-        duration_s: simulated time [s].
+        duration_s: simulated time [s]; on an open path the run ends earlier where the car
+            reaches the path's end (s ≥ `length_m`, not a stop: `stop` is None).
         key: PRNG key of the sensor noise.
         sensors, pose_sensor: noise models (defaults `Sensors()`, `PoseSensor()`).
         control_rate_hz: controller rate [Hz]; must be 1 / controller.dt_s[0] (its plan is
@@ -332,7 +338,7 @@ def simulate(
     xs, true, meas, cmds = (np.asarray(a) for a in (xs, true, meas, cmds))
     t = np.arange(n_valid) * period
     stop = None
-    if stop_at is not None:
+    if stop_at is not None and stop_at[1] != StopReason[StopReason.path_end]:
         # The plant is not advanced by the step that stopped it: the state reported is the one
         # the last command was applied to.
         stop = {"time_s": float(n_valid * period), "reason": stop_at[1], "state": xs[-1]}

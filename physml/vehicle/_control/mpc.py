@@ -31,6 +31,7 @@ docs/notes/2026-12-01-drift-mpc-findings.md.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 
 import equinox as eqx
@@ -222,6 +223,7 @@ class DriftMPC(eqx.Module):
         path: AbstractPath,
         *,
         bridge_m: float = 0.0,
+        reference_accel_limit_mps2: float = math.inf,
         actuators: Actuators | None = None,
         ensemble: bool = False,
         wheel_speed: str = "measured",
@@ -236,7 +238,9 @@ class DriftMPC(eqx.Module):
     ) -> DriftMPC:
         """The MPC with the model's `drift_reference` along `path` within the input limits
         (for an ensemble, of the particles' mean model); `bridge_m` [m]: the longest stretch
-        without a drift equilibrium to interpolate over (0: none). Other arguments as
+        without a drift equilibrium to interpolate over (0: none);
+        `reference_accel_limit_mps2` [m/s²]: the largest |dV/dt| the reference may ask between
+        its points (`drift_reference`'s `accel_limit_mps2`; default ∞). Other arguments as
         `DriftMPC`. Raises `NoDriftEquilibriumError` where the model cannot hold the path."""
         options = dict(
             actuators=actuators,
@@ -251,7 +255,10 @@ class DriftMPC(eqx.Module):
             lateral_integral_gain=lateral_integral_gain,
             lateral_integral_limit_m=lateral_integral_limit_m,
         )
-        check_mpc_options({"bridge_m": bridge_m, **options})
+        check_mpc_options(
+            {"bridge_m": bridge_m, "reference_accel_limit_mps2": reference_accel_limit_mps2}
+            | options
+        )
         check_model(model, ensemble)
         if not isinstance(path, AbstractPath):
             raise TypeError(f"`path` must be an AbstractPath, got {type(path).__name__}.")
@@ -262,6 +269,7 @@ class DriftMPC(eqx.Module):
             steer_limit_rad=actuators.steer_max_rad,
             torque_limits_nm=torque_box(model, actuators, wheel_speed, ensemble),
             bridge_m=bridge_m,
+            accel_limit_mps2=reference_accel_limit_mps2,
         )
         return cls(model, path, reference, **options)
 

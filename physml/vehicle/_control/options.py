@@ -102,6 +102,12 @@ def check_options(options: Mapping, defaults: Mapping) -> None:
     real = isinstance(bridge, numbers.Real) and not isinstance(bridge, bool)
     if not (real and math.isfinite(bridge) and bridge >= 0):
         raise ValueError(f"`bridge_m` must be a finite length >= 0 [m], got {bridge!r}.")
+    accel = o["reference_accel_limit_mps2"]
+    if not (isinstance(accel, numbers.Real) and not isinstance(accel, bool) and accel > 0):
+        raise ValueError(
+            "`reference_accel_limit_mps2` must be a number > 0 [m/s²] (inf: no limit), got "
+            f"{accel!r}."
+        )
     for name, kind in (("weights", MPCWeights), ("actuators", Actuators)):
         if o[name] is not None and not isinstance(o[name], kind):
             raise TypeError(f"`{name}` must be {kind.__name__} or None, got {o[name]!r}.")

@@ -12,6 +12,7 @@ sideslip reversal for an identified model) may be bridged by interpolating along
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 
 import equinox as eqx
@@ -81,6 +82,7 @@ def drift_reference(
     steer_limit_rad: float | None = 0.6,
     torque_limits_nm: tuple[float, float] | None = (-2000.0, 2500.0),
     bridge_m: float = 0.0,
+    accel_limit_mps2: float = math.inf,
 ) -> DriftReference:
     """Tabulate the quasi-equilibrium drift reference of `model` along `path`.
 
@@ -105,6 +107,15 @@ def drift_reference(
             point must be an equilibrium. Meant for a figure-eight's sideslip reversal, where
             an identified model may have no steady drift at the intermediate β; the bridged
             reference is then a guess that the MPC tracks through the transient.
+        accel_limit_mps2: the largest speed change |dV/dt| = |V dV/ds| [m/s²] the reference
+            may ask of the car between its points (default ∞: no limit). An equilibrium whose
+            speed V(s) cannot be reached from the other equilibria at that rate (V(s) above the
+            forward-backward envelope min over s' of √(V(s')² + 2 a |s − s'|), the speed-profile
+            construction of racing lines, e.g. Kapania, Subosits & Gerdes, J. Dyn. Sys. Meas.
+            Control 138 (2016)) is treated as unsolved: bridged, or refused with `bridge_m` = 0.
+            Where κ passes through 0 with β still large (an S-bend's inflection), the
+            equilibria's speeds grow without bound (12 → 44 m/s within 7 m); such a point is
+            no drift a car can be in there.
 
     Raises:
         NoDriftEquilibriumError naming the arc length, κ and β where the model cannot hold the
@@ -124,6 +135,15 @@ def drift_reference(
         and bridge_m >= 0
     ):
         raise ValueError(f"`bridge_m` must be a finite length >= 0 [m], got {bridge_m!r}.")
+    if not (
+        isinstance(accel_limit_mps2, numbers.Real)
+        and not isinstance(accel_limit_mps2, bool)
+        and accel_limit_mps2 > 0
+    ):
+        raise ValueError(
+            f"`accel_limit_mps2` must be a number > 0 [m/s²] (inf: no limit), got "
+            f"{accel_limit_mps2!r}."
+        )
     length = float(path.length_m)
     s = np.linspace(0.0, length, max(int(np.ceil(length / ds_m)), 1) + 1)
     kappa = np.asarray(path.curvature(jnp.asarray(s)), float)
@@ -177,8 +197,19 @@ def drift_reference(
         y, u = solved[(k, b)]
         for i in idx:
             state[i], control[i] = (y, u) if kappa[i] > 0 else _mirror(y, u)
+    messages = {i: failures[key] for key, idx in canon.items() if key in failures for i in idx}
+    if math.isfinite(accel_limit_mps2):
+        for i in np.flatnonzero(_unreachable(s, state[:, 1], bridged, closed, accel_limit_mps2)):
+            messages[i] = (
+                f"The reference at s = {s[i]:.2f} m of the path (κ = {kappa[i]:+.4g} 1/m, "
+                f"β = {np.degrees(beta[i]):+.1f}°) asks V = {state[i, 1]:.2f} m/s, which the "
+                f"car cannot reach from the neighbouring drifts at |dV/dt| ≤ "
+                f"{accel_limit_mps2:g} m/s² (`accel_limit_mps2`)."
+            )
+            if bridge_m == 0:
+                raise NoDriftEquilibriumError(messages[i])
+            bridged[i] = True
     if bridged.any():
-        messages = {i: failures[key] for key, idx in canon.items() if key in failures for i in idx}
         _bridge(s, state, control, bridged, closed, bridge_m, messages)
     return DriftReference(
         jnp.asarray(s),
@@ -189,6 +220,31 @@ def drift_reference(
         length_m=length,
         closed=closed,
     )
+
+
+def _unreachable(s, speed, unsolved, closed, accel):
+    """Solved grid points whose speed lies above the forward-backward envelope of the solved
+    speeds under |d(V²)/ds| ≤ 2 `accel` (`drift_reference`'s `accel_limit_mps2`); on a closed
+    path the envelope runs over three laps and the middle one is read."""
+    good = np.flatnonzero(~unsolved)
+    if good.size < 2:
+        return np.zeros(s.size, bool)
+    arc, v2 = s[good], speed[good] ** 2
+    if closed:
+        lap = s[-1] - s[0]
+        arc = np.concatenate([arc - lap, arc, arc + lap])
+        v2 = np.tile(v2, 3)
+    cap = v2.copy()
+    for order in (range(1, cap.size), range(cap.size - 2, -1, -1)):
+        for i in order:
+            j = i - 1 if order.step == 1 else i + 1
+            cap[i] = min(cap[i], cap[j] + 2 * accel * abs(arc[i] - arc[j]))
+    if closed:
+        cap = cap[good.size : 2 * good.size]
+        v2 = v2[good.size : 2 * good.size]
+    out = np.zeros(s.size, bool)
+    out[good] = v2 > cap * (1 + 1e-9)
+    return out
 
 
 def _bridge(s, state, control, bridged, closed, bridge_m, messages):
