@@ -50,7 +50,8 @@ class DriftRunResult:
 
     @property
     def ok(self) -> bool:
-        """The closed loop ran for the whole duration without a stop (spin-out etc.)."""
+        """The closed loop ran for the whole duration (on an open path: to its end) without a
+        stop (spin-out etc.)."""
         return self.closed_loop is not None and self.closed_loop.stop is None
 
     @property

@@ -233,7 +233,8 @@ def run_drift(
             least reliable part) and "measured" for the others. A `wheel_speed` that disagrees
             with `mpc_options["wheel_speed"]` is refused.
         mpc_options: keyword arguments for `DriftMPC.from_path` (e.g. `max_iterations`,
-            `bridge_m`); checked before any work.
+            `bridge_m`) over `drive`'s defaults (the reference's 3-m/s² speed-change limit,
+            the reversal grid and tolerances); checked before any work.
         models: {label: model} of models already built (e.g. identified earlier and loaded):
             each label must be in `tires`; it is driven as given, not identified (its
             result's `identification` is None). A log is collected only if another label

@@ -3,6 +3,7 @@ run (half a minute of data, a few identification steps, a couple of seconds of c
 that must write its JSON summary and plots."""
 
 import dataclasses
+import functools
 import json
 
 import jax
@@ -336,12 +337,21 @@ def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
     with pytest.raises(TypeError, match="AbstractPath"):
         sideslip_reverses("figure8")
 
-    grids, weights = [], []
+    grids, weights, limits = [], [], []
 
     def fake_simulate(plant, mpc, path, duration_s, **kwargs):
         grids.append(tuple(float(h) for h in np.asarray(mpc.dt_s)))
         weights.append(mpc.weights)
         raise RuntimeError("stop after the MPC is built")
+
+    from_path = _drift_run.DriftMPC.from_path
+
+    @functools.wraps(from_path)  # keeps the signature that `check_mpc_options` reads
+    def spy_from_path(*args, **kwargs):
+        limits.append(kwargs.get("reference_accel_limit_mps2"))
+        return from_path(*args, **kwargs)
+
+    monkeypatch.setattr(_drift_run.DriftMPC, "from_path", spy_from_path)
 
     monkeypatch.setattr(_drift_run, "simulate", fake_simulate)
     plant = DriftPlant()
@@ -362,3 +372,5 @@ def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
     # Looser sideslip, tighter speed than a steady drift; the same speed floor.
     assert reversal.sideslip_rad > steady.sideslip_rad and reversal.speed_mps < steady.speed_mps
     assert reversal.speed_floor_margin_mps == steady.speed_floor_margin_mps
+    # Every path's reference asks no speed change beyond the pipeline's limit.
+    assert limits == [_drift_run.DRIFT_REFERENCE_ACCEL_LIMIT_MPS2] * 3

@@ -21,6 +21,7 @@ from physml.vehicle import (
     MPCWeights,
     NoDriftEquilibriumError,
     SingleTrackModel,
+    TabulatedPath,
     drift_reference,
     make_model,
     params_from_plant,
@@ -475,11 +476,19 @@ def test_integral_action_solves_from_the_shifted_lateral_error(model, mpc):
 
 
 def test_reference_acceleration_limit_is_an_option_checked_up_front(model):
-    """`reference_accel_limit_mps2` reaches `drift_reference` (a donut's constant reference is
-    unchanged by it) and is refused before any work when not a positive number."""
-    plain = DriftMPC.from_path(model, PATH)
-    limited = DriftMPC.from_path(model, PATH, reference_accel_limit_mps2=3.0)
-    np.testing.assert_array_equal(plain.reference.state, limited.reference.state)
+    """`reference_accel_limit_mps2` reaches `drift_reference`: on an S-bend-like path (κ
+    through 0 with |β| = 26°, whose equilibria's speeds spike there) it bridges more of the
+    reference; a donut's constant reference is unchanged. Refused before any work when not a
+    positive number."""
+    s = np.linspace(0.0, 80.0, 161)
+    kappa = 0.09 * np.tanh((40.3 - s) / 4.0)
+    bend = TabulatedPath(s, kappa, -0.45 * np.sign(kappa))
+    plain = DriftMPC.from_path(model, bend, bridge_m=20.0)
+    limited = DriftMPC.from_path(model, bend, bridge_m=20.0, reference_accel_limit_mps2=3.0)
+    assert np.sum(limited.reference.bridged) > np.sum(plain.reference.bridged)
+    donut = DriftMPC.from_path(model, PATH, reference_accel_limit_mps2=3.0)
+    plain_donut = DriftMPC.from_path(model, PATH)
+    np.testing.assert_array_equal(plain_donut.reference.state, donut.reference.state)
     for bad in (0.0, -2.0, float("nan")):
         with pytest.raises(ValueError, match="reference_accel_limit_mps2"):
             check_mpc_options({"reference_accel_limit_mps2": bad})

@@ -213,9 +213,9 @@ def add_parser(sub) -> None:
         type=bounded(float, 0, unit="m"),
         default=0.0,
         metavar="METRES",
-        help="where the model has no drift equilibrium (a figure-eight's sideslip reversal), "
-        "interpolate the reference between the solved points around the gap if they are at most "
-        "this far apart [m]; default 0: refuse",
+        help="where the model has no drift equilibrium (a figure-eight's sideslip reversal) or "
+        "one whose speed the car cannot reach at 3 m/s², interpolate the reference between the "
+        "solved points around the gap if they are at most this far apart [m]; default 0: refuse",
     )
     p.add_argument(
         "--log",

@@ -86,7 +86,7 @@ class PoseSensor(eqx.Module):
 @dataclasses.dataclass(frozen=True)
 class ClosedLoopResult:
     """A closed-loop run (numpy arrays, one row per control step; the record ends at a stop:
-    T = `duration_s` / period, fewer if the run stopped).
+    T = `duration_s` / period, fewer if the run stopped or reached an open path's end).
 
     Attributes:
         time_s: (T,) time at each control step [s]; the last row is the last step that ran
@@ -250,10 +250,11 @@ def simulate(
             of the chunk in which it stopped, not to `duration_s`. Does not change the result.
 
     Returns:
-        A `ClosedLoopResult`; `metrics` holds `duration_s` (until a stop), `lateral_rmse_m`,
-        `lateral_max_m`, `sideslip_rmse_deg` (against β_ref at the true s), `drift_fraction`,
-        `iterations_mean`, `n_fallback` (non-finite solves replaced by the shifted plan),
-        `max_violation`, `solve_time_median_s`, `solve_time_p99_s`.
+        A `ClosedLoopResult`; `metrics` holds `duration_s` (until a stop or an open path's
+        end), `lateral_rmse_m`, `lateral_max_m`, `sideslip_rmse_deg` (against β_ref at the
+        true s), `drift_fraction`, `iterations_mean`, `n_fallback` (non-finite solves
+        replaced by the shifted plan), `max_violation`, `solve_time_median_s`,
+        `solve_time_p99_s`.
     """
     check_key(key)
     if not isinstance(plant, DriftPlant):

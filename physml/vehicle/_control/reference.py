@@ -115,7 +115,10 @@ def drift_reference(
             Control 138 (2016)) is treated as unsolved: bridged, or refused with `bridge_m` = 0.
             Where κ passes through 0 with β still large (an S-bend's inflection), the
             equilibria's speeds grow without bound (12 → 44 m/s within 7 m); such a point is
-            no drift a car can be in there.
+            no drift a car can be in there. The test is two-sided: an equilibrium much slower
+            than its neighbours drops those within (V² − V_slow²)/(2a) of it. The bridge
+            interpolates V linearly, so within a bridged stretch the speed may change up to
+            2 V_max/(V_max + V_min) times faster than `a`.
 
     Raises:
         NoDriftEquilibriumError naming the arc length, κ and β where the model cannot hold the
@@ -204,7 +207,9 @@ def drift_reference(
                 f"The reference at s = {s[i]:.2f} m of the path (κ = {kappa[i]:+.4g} 1/m, "
                 f"β = {np.degrees(beta[i]):+.1f}°) asks V = {state[i, 1]:.2f} m/s, which the "
                 f"car cannot reach from the neighbouring drifts at |dV/dt| ≤ "
-                f"{accel_limit_mps2:g} m/s² (`accel_limit_mps2`)."
+                f"{accel_limit_mps2:g} m/s² (`accel_limit_mps2`; `DriftMPC.from_path`'s "
+                "`reference_accel_limit_mps2`). Allow a bridge over it (`bridge_m`; "
+                "`physml drift --bridge`) or raise the limit."
             )
             if bridge_m == 0:
                 raise NoDriftEquilibriumError(messages[i])
