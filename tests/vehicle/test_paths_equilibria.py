@@ -343,21 +343,29 @@ def test_invalid_limits_are_refused(fiala_model, limits, name, without_runtime_t
     st.lists(st.floats(1.0, 40.0), min_size=2, max_size=25),
     st.floats(0.5, 10.0),
     st.booleans(),
+    st.lists(st.booleans(), min_size=25, max_size=25),
 )
-def test_unreachable_speeds_leave_a_profile_within_the_acceleration_limit(speeds, accel, closed):
-    """`accel_limit_mps2`'s filter: between any two points it keeps, |V_j² − V_i²| ≤ 2 a |s_j −
-    s_i| (on a closed path also the way round the lap's end); a profile that already meets
-    this loses no point; the fastest point of an unreachable spike is always dropped."""
+def test_unreachable_speeds_leave_a_profile_within_the_acceleration_limit(
+    speeds, accel, closed, holes
+):
+    """`accel_limit_mps2`'s filter: between any two solved points it keeps, |V_j² − V_i²| ≤
+    2 a |s_j − s_i| (on a closed path also the way round the lap's end); unsolved points are
+    neither dropped nor limiting; a profile that already meets this loses no point; the
+    fastest point of an unreachable spike is always dropped."""
     from physml.vehicle._control.reference import _unreachable
 
     v = np.asarray(speeds)
     if closed:
         v = np.append(v, v[0])  # s = L is s = 0
     s = np.arange(v.size, dtype=float)  # 1 m apart
-    unsolved = np.zeros(v.size, bool)
+    unsolved = np.asarray(holes[: v.size])
+    unsolved[0] = False  # at least one solved point
+    if closed:
+        unsolved[-1] = unsolved[0]  # the same point
     drop = _unreachable(s, v, unsolved, closed, accel)
-    keep = np.flatnonzero(~drop)
-    assert keep.size >= 1 and drop.sum() < v.size
+    assert not (drop & unsolved).any()
+    keep = np.flatnonzero(~drop & ~unsolved)
+    assert keep.size >= 1
     lap = s[-1]
     for i in keep:
         for j in keep:
@@ -367,6 +375,10 @@ def test_unreachable_speeds_leave_a_profile_within_the_acceleration_limit(speeds
             assert v[j] ** 2 - v[i] ** 2 <= 2 * accel * gap * (1 + 1e-9) + 1e-9
     smooth = np.sqrt(np.maximum(v[0] ** 2 + 2 * accel * 0.9 * np.sin(s), 1.0))
     assert not _unreachable(s, smooth, unsolved, False, accel).any()
+    if closed:  # periodic in s: also feasible round the lap's end
+        amp = 2 * accel * 0.9 * s[-1] / (2 * np.pi)  # |d(V²)/ds| ≤ 0.9 · 2a
+        ring = np.sqrt(v[0] ** 2 + amp + amp * np.sin(2 * np.pi * s / s[-1]))
+        assert not _unreachable(s, ring, unsolved, True, accel).any()
     spike = np.full(7, 10.0)
     spike[3] = 10.0 + 10 * accel
     assert _unreachable(np.arange(7.0), spike, np.zeros(7, bool), closed, accel)[3]
