@@ -3,7 +3,8 @@
 For each data seed: collect 3 minutes of driving on the plant, identify each model from that log
 (the recipe of `physml drift --seed SEED`: the key of seed s is split into the log's, the
 models' and the closed loop's keys exactly as `run_drift` does), then hold a drift with the
-drift MPC on each path, with sensor noise, and record per case: completed or how and when it
+drift MPC on each path, with sensor noise (as `run_drift`: each identified model's MPC pays for
+leaving its log's front-slip envelope), and record per case: completed or how and when it
 stopped, laps, lateral RMSE and max, sideslip RMSE, time in drift, and (where timed) the
 solve-time median and p99. Then the success rate per model and path.
 
@@ -135,10 +136,23 @@ def duration_for(path_name: str, path, model) -> float:
     return 1.15 * laps * path.length_m / max(speed, 4.0)
 
 
-def run_case(out, seed, label, path_name, model, plant, time_solves, max_duration_s=math.inf):
+def run_case(
+    out,
+    seed,
+    label,
+    path_name,
+    model,
+    plant,
+    time_solves,
+    max_duration_s=math.inf,
+    iterations=None,
+    log=None,
+):
     path = make_path(path_name)
     _, _, k_sim = seed_keys(seed)
     options = {} if path_name in DONUTS else {"bridge_m": BRIDGE_M}
+    if iterations is not None:
+        options["max_iterations"] = iterations
     duration = min(duration_for(path_name, path, model), max_duration_s)
     tic = time.perf_counter()
     try:
@@ -146,6 +160,7 @@ def run_case(out, seed, label, path_name, model, plant, time_solves, max_duratio
             label, model, plant, path, duration, key=k_sim, time_solves=time_solves,
             mpc_options=options,
             wheel_speed="quasi_steady" if label == "nominal" else "measured",  # as run_drift
+            log=None if label == "nominal" else log,  # the data's front-slip envelope
         )  # fmt: skip
     except RuntimeError as err:
         # The plant has no steady drift at the model's reference start (speed, sideslip):
@@ -158,7 +173,7 @@ def run_case(out, seed, label, path_name, model, plant, time_solves, max_duratio
         }  # fmt: skip
         for key in METRIC_KEYS:
             record.setdefault(key, None)
-        write_text_atomic(case_file(out, seed, label, path_name), _to_json(record))
+        write_text_atomic(case_file(out, seed, label, path_name, iterations), _to_json(record))
         return record
     m = run.metrics
     lat_max, beta_max = LIMITS[kind(path_name)]
@@ -192,15 +207,22 @@ def run_case(out, seed, label, path_name, model, plant, time_solves, max_duratio
         "time_in_drift_s": _finite(m.get("time_in_drift_s")),
         "solve_time_median_ms": _finite(m.get("solve_time_median_ms")) if time_solves else None,
         "solve_time_p99_ms": _finite(m.get("solve_time_p99_ms")) if time_solves else None,
+        "front_slip_limit_deg": _finite(math.degrees(run.front_slip_limit_rad)),
         "error": run.error,
         "wall_time_s": time.perf_counter() - tic,
     }
-    write_text_atomic(case_file(out, seed, label, path_name), _to_json(record))
+    write_text_atomic(case_file(out, seed, label, path_name, iterations), _to_json(record))
     return record
 
 
-def case_file(out: Path, seed: int, label: str, path_name: str) -> Path:
-    return out / "cases" / f"seed{seed}_{label}_{path_name}.json"
+def cases_dir(out: Path, iterations: int | None = None) -> Path:
+    """The case records: `cases/` with the library's MPC settings, `cases-it{N}/` with N
+    Gauss–Newton iterations per sample (`--mpc-iterations`); the seeds' caches are shared."""
+    return out / ("cases" if iterations is None else f"cases-it{iterations}")
+
+
+def case_file(out: Path, seed: int, label: str, path_name: str, iterations=None) -> Path:
+    return cases_dir(out, iterations) / f"seed{seed}_{label}_{path_name}.json"
 
 
 def _finite(x):
@@ -221,8 +243,8 @@ def _fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
 
-def report(out: Path) -> str:
-    files = sorted((out / "cases").glob("*.json"))
+def report(out: Path, iterations: int | None = None) -> str:
+    files = sorted(cases_dir(out, iterations).glob("*.json"))
     rows = [json.loads(f.read_text()) for f in files]
     if not rows:
         return "no cases run yet"
@@ -273,16 +295,22 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-s", type=float, default=math.inf,
                         help="start no new case after this many seconds")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/drift_robustness"))
+    parser.add_argument("--mpc-iterations", type=int, default=None,
+                        help="Gauss–Newton iterations per sample (default: the library's); "
+                        "these cases are kept apart, in OUT/cases-itN")  # fmt: skip
     parser.add_argument("--report", action="store_true", help="only print the table")
     parser.add_argument("--smoke", action="store_true",
                         help="plumbing check: 0.5 min, 20 steps, 2-s runs, in /tmp")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.mpc_iterations is not None and args.mpc_iterations < 1:
+        parser.error(f"--mpc-iterations must be >= 1, got {args.mpc_iterations}")
+    it = args.mpc_iterations
     max_duration = math.inf
     if args.smoke:
         args.minutes, args.steps, max_duration = 0.5, 20, 2.0
         args.out = Path("/tmp/physml_drift_robustness_smoke")
     if args.report:
-        print(report(args.out))
+        print(report(args.out, it))
         return 0
     start = time.perf_counter()
     plant = vehicle.DriftPlant()
@@ -291,7 +319,7 @@ def main(argv=None) -> int:
             (label, p)
             for label in args.models
             for p in args.paths
-            if not case_file(args.out, seed, label, p).is_file()
+            if not case_file(args.out, seed, label, p, it).is_file()
         ]
         if not todo:
             continue
@@ -301,16 +329,17 @@ def main(argv=None) -> int:
             if not paths:
                 continue
             if time.perf_counter() - start > args.budget_s:
-                print(f"[robustness] budget reached; rerun to continue.\n\n{report(args.out)}")
+                print(f"[robustness] budget reached; rerun to continue.\n\n{report(args.out, it)}")
                 return 0
             model, _ = seed_model(args.out, seed, label, log, plant, args.steps)
             for p in paths:
                 if time.perf_counter() - start > args.budget_s:
-                    print(f"[robustness] budget reached; rerun to continue.\n\n{report(args.out)}")
+                    print(f"[robustness] budget reached; rerun.\n\n{report(args.out, it)}")
                     return 0
                 r = run_case(
-                    args.out, seed, label, p, model, plant, seed in args.time_seeds, max_duration
-                )
+                    args.out, seed, label, p, model, plant, seed in args.time_seeds, max_duration,
+                    it, log,
+                )  # fmt: skip
                 # Each case compiles its own MPC; a long run would otherwise pile up compiled
                 # programs until XLA runs out of memory mappings (vm.max_map_count) and crashes.
                 jax.clear_caches()
@@ -320,7 +349,7 @@ def main(argv=None) -> int:
                     f"β {_fmt(r['sideslip_rmse_deg'], '.2f')}°, {r['wall_time_s']:.0f} s)",
                     flush=True,
                 )
-    print(report(args.out))
+    print(report(args.out, it))
     return 0
 
 

@@ -35,6 +35,8 @@ class DriftRunResult:
             the model has no drift equilibrium there (`DriftReference.bridged_fraction`).
         actuators: the input limits the MPC respected (`plant.actuators`), for the plots;
             None: unknown (`plot_drift` then assumes the default `Actuators()`).
+        front_slip_limit_rad: the front slip angle |α_f| [rad] beyond which the MPC's plan paid
+            (`MPCWeights.front_slip_limit_rad`; inf: no envelope).
     """
 
     label: str
@@ -47,6 +49,7 @@ class DriftRunResult:
     wall_time_s: dict = dataclasses.field(default_factory=dict)
     bridged_fraction: float = 0.0
     actuators: Actuators | None = None
+    front_slip_limit_rad: float = math.inf
 
     @property
     def ok(self) -> bool:
@@ -85,13 +88,16 @@ class DriftRunResult:
         return m
 
     def summary(self) -> dict:
-        """A JSON-able summary: label, path, metrics, identification report, wall times."""
+        """A JSON-able summary: label, path, the MPC's front-slip envelope [deg] (None: none),
+        metrics, identification report, wall times."""
         out = {
             "label": self.label,
             "path": self.path_name,
             "ok": self.ok,
             "error": self.error,
             "reference_bridged_fraction": self.bridged_fraction,
+            # None (JSON null): no envelope.
+            "front_slip_limit_deg": _jsonable(math.degrees(self.front_slip_limit_rad)),
             "metrics": _jsonable(self.metrics),
             "wall_time_s": {k: round(v, 2) for k, v in self.wall_time_s.items()},
         }

@@ -14,6 +14,7 @@ live there; this module only sequences them (the result record, its metrics and 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ from jaxtyping import PRNGKeyArray
 
 from ..kernels._validate import check_key
 from ._control.closed_loop import simulate
+from ._control.envelope import front_slip_envelope
 from ._control.mpc import DEFAULT_GRID_S, DriftMPC, check_mpc_options
 from ._control.paths import AbstractPath, Donut, FigureEight, sideslip_reverses
 from ._control.problem import MPCWeights
@@ -143,6 +145,7 @@ def drive(
     time_solves: bool = True,
     wheel_speed: str | None = None,
     mpc_options: Mapping | None = None,
+    log: DriveLog | None = None,
 ) -> DriftRunResult:
     """Build the drift MPC for `model` on `path` (`DriftMPC.from_path`) and run it on `plant`
     for `duration_s` [s] from a steady drift (`simulate`). The MPC uses `wheel_speed`
@@ -154,10 +157,17 @@ def drive(
     whose sideslip reference changes sign (`sideslip_reverses`) the horizon grid
     `DRIFT_REVERSAL_GRID_S` and the tolerances `DRIFT_REVERSAL_WEIGHTS` (else `DEFAULT_GRID_S`
     and `MPCWeights`' defaults), and any
-    `mpc_options` over these. A model with no drift equilibrium on the path
-    (`NoDriftEquilibriumError`) gives a result with `error` set and no closed loop; invalid
-    options (and a `wheel_speed` that disagrees with `mpc_options["wheel_speed"]`) raise."""
+    `mpc_options` over these. Given `log`, the data `model` was identified from, the plan also
+    pays for front slip angles beyond the log's (`MPCWeights.front_slip_limit_rad` =
+    `front_slip_envelope(model, log)`), unless `mpc_options` sets `weights`: beyond the data a
+    learned tyre extrapolates, and an MPC that may go there plans manoeuvres the plant does not
+    make (docs/notes/2026-12-03-reversal-causes-and-real-time.md). A model with no drift
+    equilibrium on the path (`NoDriftEquilibriumError`) gives a result with `error` set and no
+    closed loop; invalid options (and a `wheel_speed` that disagrees with
+    `mpc_options["wheel_speed"]`) raise."""
     check_key(key)
+    if log is not None and not isinstance(log, DriveLog):
+        raise TypeError(f"`log` must be a DriveLog or None, got {type(log).__name__}.")
     _check_wheel_speed(wheel_speed, mpc_options)
     options = {
         "wheel_speed": "measured" if wheel_speed is None else wheel_speed,
@@ -171,6 +181,9 @@ def drive(
         options.update(grid_s=DRIFT_REVERSAL_GRID_S, weights=DRIFT_REVERSAL_WEIGHTS)
     options.update(mpc_options or {})
     check_mpc_options(options)
+    if log is not None and "weights" not in (mpc_options or {}):
+        limit = front_slip_envelope(model, log)
+        options["weights"] = dataclasses.replace(options["weights"], front_slip_limit_rad=limit)
     times = {}
     tic = time.perf_counter()
     try:
@@ -192,6 +205,7 @@ def drive(
         wall_time_s=times,
         bridged_fraction=mpc.reference.bridged_fraction,
         actuators=options["actuators"],
+        front_slip_limit_rad=float(mpc.weights.front_slip_limit_rad),
     )
 
 
@@ -224,7 +238,9 @@ def run_drift(
         duration_s: closed-loop time [s].
         steps: maximum identification steps.
         plant: the vehicle (default `DriftPlant()`).
-        log: a log to identify from instead of collecting one.
+        log: a log to identify from instead of collecting one. The log (given or collected)
+            is taken as the data of every model but the nominal one, also of those in
+            `models`: their MPC pays for leaving its front-slip envelope (`drive`).
         progress: print the stages and show `identify`'s progress bar.
         time_solves: replay the MPC's solves to time them (`simulate`).
         wheel_speed: the MPC's wheel-speed mode for every model, "measured" or
@@ -234,7 +250,8 @@ def run_drift(
             with `mpc_options["wheel_speed"]` is refused.
         mpc_options: keyword arguments for `DriftMPC.from_path` (e.g. `max_iterations`,
             `bridge_m`) over `drive`'s defaults (the reference's 3-m/s² speed-change limit,
-            the reversal grid and tolerances); checked before any work.
+            the reversal grid and tolerances, and for every model but the nominal one the
+            log's front-slip envelope); checked before any work.
         models: {label: model} of models already built (e.g. identified earlier and loaded):
             each label must be in `tires`; it is driven as given, not identified (its
             result's `identification` is None). A log is collected only if another label
@@ -304,6 +321,7 @@ def run_drift(
             time_solves=time_solves,
             wheel_speed=wheel_speed or ("quasi_steady" if label == NOMINAL else "measured"),
             mpc_options=mpc_options,
+            log=None if label == NOMINAL else log,
         )
         run.identification = report
         run.wall_time_s = {"identify": t_fit, **run.wall_time_s}

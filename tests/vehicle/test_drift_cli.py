@@ -374,3 +374,79 @@ def test_drive_predicts_a_sideslip_reversal_on_the_finer_grid(monkeypatch):
     assert reversal.speed_floor_margin_mps == steady.speed_floor_margin_mps
     # Every path's reference asks no speed change beyond the pipeline's limit.
     assert limits == [_drift_run.DRIFT_REFERENCE_ACCEL_LIMIT_MPS2] * 3
+
+
+def _straight_log(delta_max_rad, n=400):
+    """A log of straight driving (r = 0, β = 0) with steering up to `delta_max_rad`, so its
+    front-slip envelope (α_f = −δ) is known exactly: the 99.5 % quantile of |δ|."""
+    from physml.vehicle import DriveLog
+
+    delta = np.linspace(0.0, delta_max_rad, n)
+    state = np.column_stack([np.zeros(n), np.full(n, 10.0), np.zeros(n), np.full(n, 30.0)])
+    log = DriveLog(np.arange(n) * 0.01, state, np.column_stack([delta, np.zeros(n)]))
+    return log, float(np.quantile(delta, 0.995))
+
+
+def test_drive_with_the_models_log_pays_for_leaving_its_front_slip_envelope(monkeypatch):
+    """Given the identification log, `drive`'s MPC gets `front_slip_limit_rad` = the log's
+    front-slip envelope on top of the path's weights; without a log it has none; explicit
+    `weights` win; a log that is not a DriveLog is refused before any work."""
+    weights = []
+
+    def fake_simulate(plant, mpc, path, duration_s, **kwargs):
+        weights.append(mpc.weights)
+        raise RuntimeError("stop after the MPC is built")
+
+    monkeypatch.setattr(_drift_run, "simulate", fake_simulate)
+    plant = DriftPlant()
+    key = jax.random.key(0)
+    model = nominal_model(plant, key=key)
+    log, envelope = _straight_log(0.25)
+    figure8, donut = make_path("figure8"), make_path("donut")
+    runs = [
+        (figure8, {"bridge_m": 20.0}, log),
+        (donut, {}, log),
+        (donut, {}, None),
+        (donut, {"weights": MPCWeights(sideslip_rad=0.1)}, log),
+    ]
+    for path, options, given in runs:
+        with pytest.raises(RuntimeError, match="stop after"):
+            drive("x", model, plant, path, 1.0, key=key, mpc_options=options, log=given)
+    steady = MPCWeights(speed_floor_margin_mps=_drift_run.DRIFT_SPEED_FLOOR_MARGIN_MPS)
+    reversal = _drift_run.DRIFT_REVERSAL_WEIGHTS
+    assert weights == [
+        dataclasses.replace(reversal, front_slip_limit_rad=envelope),
+        dataclasses.replace(steady, front_slip_limit_rad=envelope),
+        steady,
+        MPCWeights(sideslip_rad=0.1),
+    ]
+    assert 0.24 < envelope < 0.25
+    # The summary (drift_summary.json) reports the envelope in degrees, null without one.
+    run = _drift_run.DriftRunResult("x", "donut", donut, model, None, front_slip_limit_rad=0.2)
+    assert run.summary()["front_slip_limit_deg"] == pytest.approx(np.degrees(0.2))
+    run = _drift_run.DriftRunResult("x", "donut", donut, model, None)
+    assert run.summary()["front_slip_limit_deg"] is None
+    with pytest.raises(TypeError, match="log"):  # also under the test run's type checker
+        drive("x", model, plant, donut, 1.0, key=key, log={"state": []})
+
+
+def test_run_drift_gives_the_log_to_every_model_but_the_nominal_one(monkeypatch):
+    seen = {}
+
+    def fake_drive(label, model, plant, path, duration_s, *, key, log=None, **kwargs):
+        seen[label] = log
+        return _drift_run.DriftRunResult(label, path.name, path, model, None, error="fake")
+
+    def fake_fit(label, log, plant, **kwargs):
+        return nominal_model(plant, key=jax.random.key(3)), {"fake": True}
+
+    monkeypatch.setattr(_drift_run, "drive", fake_drive)
+    monkeypatch.setattr(_drift_run, "fit_model", fake_fit)
+    plant = DriftPlant()
+    log, _ = _straight_log(0.2)
+    given = nominal_model(plant, key=jax.random.key(1))
+    run_drift(
+        "donut", key=jax.random.key(0), tires=["neural_exptanh", "mine", NOMINAL],
+        models={"mine": given}, log=log, plant=plant, progress=False,
+    )  # fmt: skip
+    assert seen == {"neural_exptanh": log, "mine": log, NOMINAL: None}
