@@ -67,7 +67,9 @@ def main(
     # identification).
     neural = donut["neural_exptanh"]
     eight_path = FigureEight(11.0, math.radians(30.0))
-    run = drive("neural_exptanh", neural.model, plant, eight_path, duration_s, key=key_runs)
+    run = drive(
+        "neural_exptanh", neural.model, plant, eight_path, duration_s, key=key_runs, log=log
+    )
     run.identification = neural.identification
     eight = {"neural_exptanh": run}
     print(format_drift_table(donut))

@@ -184,14 +184,16 @@ def drive(
     if log is not None and "weights" not in (mpc_options or {}):
         limit = front_slip_envelope(model, log)
         options["weights"] = dataclasses.replace(options["weights"], front_slip_limit_rad=limit)
+    limit = float(options["weights"].front_slip_limit_rad)
     times = {}
     tic = time.perf_counter()
     try:
         mpc = DriftMPC.from_path(model, path, **options)
     except NoDriftEquilibriumError as err:
         return DriftRunResult(
-            label, path.name, path, model, None, error=str(err), actuators=options["actuators"]
-        )
+            label, path.name, path, model, None, error=str(err), actuators=options["actuators"],
+            front_slip_limit_rad=limit,
+        )  # fmt: skip
     times["mpc"] = time.perf_counter() - tic
     tic = time.perf_counter()
     res = simulate(plant, mpc, path, duration_s, key=key, time_solves=time_solves)
@@ -205,7 +207,7 @@ def drive(
         wall_time_s=times,
         bridged_fraction=mpc.reference.bridged_fraction,
         actuators=options["actuators"],
-        front_slip_limit_rad=float(mpc.weights.front_slip_limit_rad),
+        front_slip_limit_rad=limit,
     )
 
 
@@ -238,9 +240,10 @@ def run_drift(
         duration_s: closed-loop time [s].
         steps: maximum identification steps.
         plant: the vehicle (default `DriftPlant()`).
-        log: a log to identify from instead of collecting one. The log (given or collected)
-            is taken as the data of every model but the nominal one, also of those in
-            `models`: their MPC pays for leaving its front-slip envelope (`drive`).
+        log: a log to identify from instead of collecting one. It is taken as the data of every
+            model but the nominal one, also of those in `models`: their MPC pays for leaving
+            its front-slip envelope (`drive`). A log collected here is the data of the models
+            identified here only; a model in `models` then runs without an envelope.
         progress: print the stages and show `identify`'s progress bar.
         time_solves: replay the MPC's solves to time them (`simulate`).
         wheel_speed: the MPC's wheel-speed mode for every model, "measured" or
@@ -290,6 +293,7 @@ def run_drift(
     plant = DriftPlant() if plant is None else plant
     say = print if progress else (lambda *a, **k: None)
     k_log, k_model, k_sim = jax.random.split(key, 3)
+    log_given = log is not None
     if log is None and any(label not in (NOMINAL, *models) for label in tires):
         tic = time.perf_counter()
         say(f"[drift] collecting {minutes:g} min of driving on the plant ...", flush=True)
@@ -321,7 +325,9 @@ def run_drift(
             time_solves=time_solves,
             wheel_speed=wheel_speed or ("quasi_steady" if label == NOMINAL else "measured"),
             mpc_options=mpc_options,
-            log=None if label == NOMINAL else log,
+            # The data each model was identified from: a collected log is not the data of a
+            # given model; a given log is taken to be.
+            log=None if label == NOMINAL or (label in models and not log_given) else log,
         )
         run.identification = report
         run.wall_time_s = {"identify": t_fit, **run.wall_time_s}

@@ -450,3 +450,12 @@ def test_run_drift_gives_the_log_to_every_model_but_the_nominal_one(monkeypatch)
         models={"mine": given}, log=log, plant=plant, progress=False,
     )  # fmt: skip
     assert seen == {"neural_exptanh": log, "mine": log, NOMINAL: None}
+    # A log collected here is the data of the models identified here, not of a given one.
+    collected, _ = _straight_log(0.3)
+    monkeypatch.setattr(_drift_run, "collect", lambda plant, minutes, key: collected)
+    seen.clear()
+    run_drift(
+        "donut", key=jax.random.key(0), tires=["neural_exptanh", "mine", NOMINAL],
+        models={"mine": given}, plant=plant, progress=False,
+    )  # fmt: skip
+    assert seen == {"neural_exptanh": collected, "mine": None, NOMINAL: None}
