@@ -182,9 +182,10 @@ def drive(
     options.update(mpc_options or {})
     check_mpc_options(options)
     if log is not None and "weights" not in (mpc_options or {}):
-        limit = front_slip_envelope(model, log)
-        options["weights"] = dataclasses.replace(options["weights"], front_slip_limit_rad=limit)
-    limit = float(options["weights"].front_slip_limit_rad)
+        options["weights"] = dataclasses.replace(
+            options["weights"], front_slip_limit_rad=front_slip_envelope(model, log)
+        )
+    limit = float(options["weights"].front_slip_limit_rad)  # what the MPC pays beyond
     times = {}
     tic = time.perf_counter()
     try:
