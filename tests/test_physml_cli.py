@@ -309,7 +309,7 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     seen = {}
 
     def fake_drive(label, m, plant_, path, duration_s, *, key, **kwargs):
-        seen.update(label=label, model=m, duration=duration_s)
+        seen.update(label=label, model=m, duration=duration_s, log=kwargs.get("log"))
         return drift_run.DriftRunResult(label, path.name, path, m, None, error="fake run")
 
     def refuse(*args, **kwargs):
@@ -334,6 +334,20 @@ def test_sysid_out_then_drift_reuses_the_log_and_model(tmp_path, monkeypatch, ca
     assert seen["label"] == "fiala" and seen["duration"] == 2.0
     for a, b in zip(jax.tree.leaves(seen["model"]), jax.tree.leaves(model), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+    np.testing.assert_allclose(seen["log"].state, log.state)  # the model's data: its envelope
+
+    # Without --log, the log saved beside the model is the model's data; a model alone runs
+    # without it, and says so.
+    capsys.readouterr()
+    seen.clear()
+    assert main(["drift", "--model", str(tmp_path / "model.eqx"), "--duration", "2"]) == 0
+    np.testing.assert_allclose(seen["log"].state, log.state)
+    assert "the model's log, saved beside it" in capsys.readouterr().out
+    (old / "model.json").write_text(json.dumps(meta))
+    seen.clear()
+    assert main(["drift", "--model", str(old / "model.eqx"), "--duration", "2"]) == 0
+    assert seen["label"] == "fiala" and seen["log"] is None
+    assert "no train_log.npz beside --model" in capsys.readouterr().out
 
     # A --tire that disagrees with the saved model is refused, not silently replaced.
     capsys.readouterr()

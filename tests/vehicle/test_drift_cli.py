@@ -233,7 +233,8 @@ def _check_demo_drift_part(monkeypatch):
         assert kwargs["return_model"]
         plant = DriftPlant()
         summary = {"tire": kwargs["tire"], "minutes": kwargs["minutes"], "identify": {}}
-        return summary, plant, nominal_model(plant, key=jax.random.key(0))
+        log, calls["envelope_rad"] = _straight_log(0.25)
+        return summary, plant, log, nominal_model(plant, key=jax.random.key(0))
 
     monkeypatch.setattr(_cli, "run_sysid", fake_sysid)
     out = _cli.demo(seed=0, quick=True)
@@ -241,6 +242,9 @@ def _check_demo_drift_part(monkeypatch):
     assert {"tire", "minutes", "identify", "drift"} <= set(out)
     drift = json.loads(json.dumps(out["drift"]))
     assert drift["path"] == "donut" and drift["label"] == "neural_exptanh"
+    # The model's log reaches the MPC: its front-slip envelope (the straight log's |δ|).
+    envelope_deg = np.degrees(calls["envelope_rad"])
+    assert drift["front_slip_limit_deg"] == pytest.approx(envelope_deg, abs=1e-3)
     assert drift["error"] is not None or 0 < drift["metrics"]["duration_s"] <= 1.0 + 1e-9
 
 

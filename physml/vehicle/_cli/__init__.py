@@ -8,7 +8,8 @@
 - drift: collect → identify → the drift MPC on the plant along a donut or a figure-eight
   (`_drift_run.py`), optionally comparing the chosen tyre with an identified Fiala and the
   un-identified nominal model; `--log` / `--model` reuse what `sysid --out` saved;
-- demo: a short sysid run, then a short donut with the model it identified.
+- demo: a short sysid run, then a short donut with the model it identified (and its log's
+  front-slip envelope).
 
 One module per command (`sysid.py`, `drift.py`; the demo here). Every argument, input file
 and output folder is checked before any work (`prepare_*`); see `physml.cli` for the exit
@@ -29,11 +30,12 @@ from .sysid import run_sysid
 
 def demo(seed: int = 0, quick: bool = False) -> dict:
     """The vehicle part of `physml demo`: a short collection and identification on CPU, then
-    the drift MPC holding a donut with the model just identified (10 s; 1 s with `quick`).
+    the drift MPC holding a donut with the model just identified and its log's front-slip
+    envelope (`drive(..., log=...)`; 10 s, 1 s with `quick`).
 
     Keys: those of `run_sysid`'s summary, plus "drift" (`DriftRunResult.summary()`).
     """
-    summary, plant, model = run_sysid(
+    summary, plant, log, model = run_sysid(
         return_model=True,
         tire="neural_exptanh",
         minutes=0.5 if quick else 3.0,
@@ -46,7 +48,14 @@ def demo(seed: int = 0, quick: bool = False) -> dict:
     key = jax.random.fold_in(jax.random.key(seed), 1)
     tic = time.perf_counter()
     run = drive(
-        "neural_exptanh", model, plant, path, 1.0 if quick else 10.0, key=key, time_solves=not quick
+        "neural_exptanh",
+        model,
+        plant,
+        path,
+        1.0 if quick else 10.0,
+        key=key,
+        time_solves=not quick,
+        log=log,
     )
     print(format_drift_table({"neural_exptanh": run}))
     summary["drift"] = {**run.summary(), "wall_time_s": round(time.perf_counter() - tic, 2)}

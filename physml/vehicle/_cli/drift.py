@@ -47,7 +47,6 @@ def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
         check_writable(args.out, kind="dir", name="--out")
     given = getattr(args, "given", frozenset())
     plant = DriftPlant()
-    log = None if args.log is None else read_log(args.log)
     model = meta = None
     if args.model is not None:
         model, meta = load_model(args.model, plant)
@@ -57,6 +56,18 @@ def prepare_drift(args: argparse.Namespace) -> Callable[[], int]:
                 f"{meta['tire']} model; drop --tire."
             )
         args.tire = meta["tire"]
+        # The model's own data, as `physml sysid --out` saved it (named in model.json):
+        # without it the MPC does not know where the data ends (the front-slip envelope).
+        beside = Path(args.model).with_name(meta.get("train_log") or "train_log.npz")
+        if args.log is None and beside.is_file():
+            args.log = beside
+            print(f"[drift] --log {str(beside)!r}: the model's log, saved beside it")
+        elif args.log is None:
+            print(
+                f"[drift] no {beside.name} beside --model and no --log: the MPC runs without "
+                "the data's front-slip envelope"
+            )
+    log = None if args.log is None else read_log(args.log)
     tires = [NOMINAL, "fiala", args.tire] if args.compare else [args.tire]
     tires = list(dict.fromkeys(tires))  # --tire fiala --compare: run Fiala once
     needs_log = any(t != NOMINAL and not (model is not None and t == args.tire) for t in tires)
@@ -231,7 +242,8 @@ def add_parser(sub) -> None:
         default=None,
         metavar="FILE",
         help="drive this identified model (model.eqx of physml sysid --out, with its "
-        "model.json beside it) instead of identifying one (default: identify)",
+        "model.json beside it) instead of identifying one (default: identify); without --log, the "
+        "train_log.npz beside it, if there is one, is its log",
     )
     p.add_argument("--no-timing", action="store_true", help="skip the solve-time replay")
     p.add_argument("--quiet", action="store_true", help="no progress output")

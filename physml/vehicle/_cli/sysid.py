@@ -54,8 +54,9 @@ def run_sysid(
 
     `out_dir` (checked writable before any work) receives `sysid_outputs`' files; if one
     cannot be written, `OutputWriteError` is raised after the others are written, with the
-    summary as its `result`. Returns the summary dict, or `(summary, plant, fitted_model)`
-    with `return_model=True` (the demo's drift uses the model it just identified).
+    summary as its `result`. Returns the summary dict, or `(summary, plant, log, fitted_model)`
+    with `return_model=True` (the demo's drift drives the model it just identified, with the
+    log's front-slip envelope).
     """
     if out_dir is not None:
         check_writable(out_dir, kind="dir", name="out_dir")
@@ -66,7 +67,7 @@ def run_sysid(
         err = OutputWriteError(out_dir, "some output files could not be written (see stderr)")
         err.result = summary
         raise err
-    return (summary, plant, model) if return_model else summary
+    return (summary, plant, log, model) if return_model else summary
 
 
 def _sysid(tire, minutes, heldout_minutes, steps, seed, progress):
