@@ -68,15 +68,19 @@ DRIFT_REVERSAL_GRID_S = (0.02,) * 50 + (0.1,) * 5
 #: off the path) (docs/notes/2026-12-03-reversal-weights.md). No effect on a donut.
 DRIFT_REFERENCE_ACCEL_LIMIT_MPS2 = 3.0
 #: Cost tolerances of the drift pipeline on a path whose sideslip reference changes sign:
-#: σ_β = 3.5° (2° on a steady drift) and σ_V = 0.75 m/s (1.5 m/s), with the pipeline's speed
-#: floor. With σ_β = 2° the MPC brakes at the crossing to chase a β_ref that reverses within a
+#: σ_β = 3.5° (2° on a steady drift), σ_V = 0.75 m/s (1.5 m/s) and σ_e = 0.5 m (0.25 m), with
+#: the pipeline's speed floor. With σ_β = 2° the MPC brakes at the crossing to chase a β_ref that reverses within a
 #: few metres, the rear regains grip and the car leaves the drift (figure-eight: 14° sideslip
 #: RMSE); a looser σ_β keeps the rear spinning through the crossing and swings the car into the
 #: new drift. The swing is made with full drive torque, which with the weak σ_V = 1.5 m/s adds
 #: 3-4 m/s, too fast for the next bend (S-bend: 2.5-3 m wide, then off the path); σ_V = 0.75 m/s
-#: brakes that speed back (docs/notes/2026-12-03-reversal-weights.md).
+#: brakes that speed back (docs/notes/2026-12-03-reversal-weights.md). With σ_e = 0.25 m the
+#: swing into the new drift starts late, since an earlier swing leaves the path: β crosses
+#: zero 0.2-0.6 s after β_ref; σ_e = 0.5 m lowers the figure-eight's sideslip RMSE on every
+#: data seed (docs/notes/2026-12-03-figure-eight-lateral-tolerance.md).
 DRIFT_REVERSAL_WEIGHTS = MPCWeights(
     sideslip_rad=math.radians(3.5),
+    lateral_m=0.5,
     speed_mps=0.75,
     speed_floor_margin_mps=DRIFT_SPEED_FLOOR_MARGIN_MPS,
 )
