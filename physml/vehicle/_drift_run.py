@@ -44,40 +44,29 @@ PATHS = ("donut", "figure8")
 NOMINAL = "nominal"
 #: The tyre of the nominal model (textbook parameters, no identification).
 NOMINAL_TIRE = "fiala"
-#: Soft speed floor margin m_V [m/s] of the MPC in the drift pipeline (`MPCWeights`): it keeps
-#: the MPC out of the brake-and-stall basin on the plant
-#: (docs/notes/2026-12-01-drift-mpc-findings.md).
+#: Soft speed floor margin m_V [m/s] of the pipeline's MPC (`MPCWeights`): keeps the plan out
+#: of braking into a stall (docs/notes/2026-12-01-drift-mpc-findings.md).
 DRIFT_SPEED_FLOOR_MARGIN_MPS = 2.0
-#: Integral action k_I [1/s] on the lateral error in the drift pipeline (`DriftMPC`): an
-#: identified model holds the plant at a steady offset (0.4–0.5 m on the 15-m donut), which
-#: the integral removes with a time constant of 1/k_I = 5 s
+#: Integral action k_I [1/s] on the lateral error (`DriftMPC`): removes an identified model's
+#: steady offset with a 1/k_I = 5 s time constant
 #: (docs/notes/2026-12-02-load-transfer-and-figure-eight.md).
 DRIFT_LATERAL_INTEGRAL_GAIN = 0.2
-#: Horizon grid [s] of the drift pipeline on a path whose sideslip reference changes sign (a
-#: figure-eight, an S-bend; `sideslip_reverses`): 50 steps of 0.02 s, then 5 of 0.1 s (the
-#: same 1.5 s as `DEFAULT_GRID_S`, control at 50 Hz). Through a reversal the rear wheel spins
-#: up or regains grip within a few hundredths of a second; predicted in 0.05-s steps the MPC
-#: loses the drift at the first reversal, with 0.02-s steps it drives the plant through it
+#: Horizon grid [s] on a path whose sideslip reference changes sign (`sideslip_reverses`): 50
+#: steps of 0.02 s, then 5 of 0.1 s (1.5 s, as `DEFAULT_GRID_S`; control at 50 Hz). The rear
+#: wheel spins up or regains grip within hundredths of a second through a reversal
 #: (docs/notes/2026-12-03-brake-split-and-the-reversal.md). A steady drift keeps the default.
 DRIFT_REVERSAL_GRID_S = (0.02,) * 50 + (0.1,) * 5
-#: The largest speed change |dV/dt| [m/s²] the drift pipeline's reference may ask between its
-#: points (`drift_reference`'s `accel_limit_mps2`): drifting samples of the 3-minute logs
-#: reach about 2.1-2.4 m/s² of acceleration and 5.2-5.4 m/s² of deceleration (99th-99.9th
-#: percentile, |β| > 15°). Faster speed changes are bridged: at an S-bend's inflection the
-#: equilibria asked 12 → 44 m/s within 7 m, and the MPC chased them (a full-lock flick, then
-#: off the path) (docs/notes/2026-12-03-reversal-weights.md). No effect on a donut.
+#: The largest |dV/dt| [m/s²] the pipeline's reference may ask between its points
+#: (`drift_reference`'s `accel_limit_mps2`); faster speed changes are bridged. The logs'
+#: drifting samples reach 2.1–2.4 m/s² of acceleration
+#: (docs/notes/2026-12-03-reversal-weights.md).
 DRIFT_REFERENCE_ACCEL_LIMIT_MPS2 = 3.0
-#: Cost tolerances of the drift pipeline on a path whose sideslip reference changes sign:
-#: σ_β = 3.5° (2° on a steady drift), σ_V = 0.75 m/s (1.5 m/s) and σ_e = 0.5 m (0.25 m), with
-#: the pipeline's speed floor. With σ_β = 2° the MPC brakes at the crossing to chase a β_ref that reverses within a
-#: few metres, the rear regains grip and the car leaves the drift (figure-eight: 14° sideslip
-#: RMSE); a looser σ_β keeps the rear spinning through the crossing and swings the car into the
-#: new drift. The swing is made with full drive torque, which with the weak σ_V = 1.5 m/s adds
-#: 3-4 m/s, too fast for the next bend (S-bend: 2.5-3 m wide, then off the path); σ_V = 0.75 m/s
-#: brakes that speed back (docs/notes/2026-12-03-reversal-weights.md). With σ_e = 0.25 m the
-#: swing into the new drift starts late, since an earlier swing leaves the path: β crosses
-#: zero 0.2-0.6 s after β_ref; σ_e = 0.5 m lowers the figure-eight's sideslip RMSE on every
-#: data seed (docs/notes/2026-12-03-figure-eight-lateral-tolerance.md).
+#: Cost tolerances on a path whose sideslip reference changes sign (a steady drift's in
+#: brackets): σ_β = 3.5° (2°), σ_V = 0.75 m/s (1.5 m/s), σ_e = 0.5 m (0.25 m), with the
+#: pipeline's speed floor. A looser σ_β keeps the rear spinning through the crossing, a tighter
+#: σ_V brakes back the speed the swing adds, a looser σ_e lets the swing start earlier
+#: (docs/notes/2026-12-03-reversal-weights.md,
+#: docs/notes/2026-12-03-figure-eight-lateral-tolerance.md).
 DRIFT_REVERSAL_WEIGHTS = MPCWeights(
     sideslip_rad=math.radians(3.5),
     lateral_m=0.5,
